@@ -104,3 +104,8 @@ def pygments_css(selector: str = ".highlight") -> str:
     light = HtmlFormatter(style="friendly").get_style_defs(selector)
     dark = HtmlFormatter(style="monokai").get_style_defs(selector)
     return f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
+
+
+def highlight_code(code: str, lang: str = "python") -> str:
+    """A whole source file as highlighted, sanitized HTML (for showing a demo's code)."""
+    return sanitize(_highlight(code, lang, ""))

@@ -1,0 +1,93 @@
+"""Per-client rate limits on chat questions and demo runs.
+
+A sliding-window log: a client may make N requests in any window of the
+configured length (`ASKTA_CHAT_RATE_LIMIT`, `ASKTA_DEMO_RATE_LIMIT`, like
+"30/minute"; "off" disables). Limiter state lives on `app.state`, so every app
+(and every test) has its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+
+from server.config import Settings, parse_rate
+from server.deps import client_id
+from server.errors import RateLimited
+
+Kind = Literal["chat", "demo"]
+_create_lock = threading.Lock()
+
+
+class SlidingWindowLimiter:
+    """At most `limit` hits per `window` seconds for each key."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self._last_sweep = clock()
+
+    def hit(self, key: str) -> float | None:
+        """Record a hit for `key`; None when allowed, else the seconds until one is."""
+        now = self.clock()
+        with self._lock:
+            self._sweep(now)
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return max(hits[0] + self.window - now, 0.001)
+            hits.append(now)
+            return None
+
+    def _sweep(self, now: float) -> None:
+        # forget clients that have been quiet for a whole window, so memory stays bounded
+        if now - self._last_sweep < self.window:
+            return
+        self._last_sweep = now
+        for key in [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window]:
+            del self._hits[key]
+
+
+def _limiter(request: Request, kind: Kind) -> SlidingWindowLimiter | None:
+    state = request.app.state
+    limiters: dict[str, SlidingWindowLimiter | None] | None = getattr(state, "rate_limiters", None)
+    if limiters is None or kind not in limiters:
+        with _create_lock:
+            limiters = getattr(state, "rate_limiters", None) or {}
+            if kind not in limiters:
+                settings: Settings = state.settings
+                rate = parse_rate(settings.chat_rate_limit if kind == "chat"
+                                  else settings.demo_rate_limit)
+                limiters[kind] = SlidingWindowLimiter(*rate) if rate else None
+            state.rate_limiters = limiters
+    return limiters[kind]
+
+
+def check_rate(request: Request, kind: Kind) -> None:
+    """Count this request against the client's limit for `kind`; raise RateLimited when over."""
+    limiter = _limiter(request, kind)
+    if limiter is None:
+        return
+    retry_after = limiter.hit(f"{kind}:{client_id(request)}")
+    if retry_after is not None:
+        raise RateLimited(retry_after)
+
+
+def _chat_limit(request: Request) -> None:
+    check_rate(request, "chat")
+
+
+def _demo_limit(request: Request) -> None:
+    check_rate(request, "demo")
+
+
+# Use as a parameter (`_: ChatRateLimit`) or in `dependencies=[...]` via `Depends`.
+ChatRateLimit = Annotated[None, Depends(_chat_limit)]
+DemoRateLimit = Annotated[None, Depends(_demo_limit)]
