@@ -1,0 +1,263 @@
+"""The database store: SQLite always, and a real PostgreSQL when ASKTA_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from server.store import (
+    REVIEW_REASONS,
+    ReviewItemNotFound,
+    Store,
+    StoreError,
+    UnknownUser,
+)
+
+POSTGRES_URL = os.environ.get("ASKTA_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+def _fresh_postgres_url() -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    name = f"askta_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty database of each backend under test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'askta.db'}"
+    else:
+        yield from _fresh_postgres_url()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+SUGGESTIONS = [{"id": "why-nonlinearities", "question": "Why ReLU?", "score": 0.41},
+               {"id": "weight-initialization", "question": "How to init?", "score": 0.22}]
+
+
+def test_migrate_creates_every_table(store: Store) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"questions", "feedback", "review_items", "users", "audit_log", "demo_runs",
+            "alembic_version"} <= tables
+    assert store.schema_revision() == "0002"
+
+
+def test_models_match_migrations(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from server.store import Base
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], "models and migrations disagree: write a migration for " + repr(diff)
+
+
+def test_upgrade_keeps_existing_data(db_url: str) -> None:
+    old = Store(db_url)
+    old.migrate("0001")
+    assert old.schema_revision() == "0001"
+    with old.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO questions (text, asked_at, client, session_id, entry_id, score, answered,"
+            " suggestions) VALUES ('what is a tensor', '2024-09-01 10:00:00', 'c1', NULL, NULL,"
+            " 0.2, false, '[]')"))
+        conn.execute(text(
+            "INSERT INTO review_items (id, question_id, text, reason, status, suggestions,"
+            " entry_id, created_at) VALUES ('abc123', 1, 'what is a tensor', 'unanswered', 'open',"
+            " '[]', NULL, '2024-09-01 10:00:00')"))
+    old.close()
+
+    new = Store(db_url)
+    new.migrate()
+    assert new.schema_revision() == "0002"
+    item = new.review_item("abc123")
+    assert item.text == "what is a tensor" and item.status == "open" and item.group_key is None
+    assert item.created_at == datetime(2024, 9, 1, 10, tzinfo=UTC)
+    assert new.questions()[0].text == "what is a tensor"
+    new.migrate()  # idempotent
+    assert len(new.review_items()) == 1
+    new.close()
+
+
+def test_record_question_and_open_review_item(store: Store) -> None:
+    qid = store.record_question("why relu", client="10.0.0.1", session_id="s1", entry_id=None,
+                                score=0.41, answered=False, suggestions=SUGGESTIONS)
+    rid = store.open_review_item(qid, "why relu", reason="unanswered", suggestions=SUGGESTIONS,
+                                 embedding=b"\x00" * 8)
+    assert isinstance(qid, int) and isinstance(rid, str) and rid
+    item = store.review_item(rid)
+    assert (item.question_id, item.reason, item.status) == (qid, "unanswered", "open")
+    assert item.suggestions == SUGGESTIONS and item.embedding == b"\x00" * 8
+    assert item.created_at.tzinfo is not None
+    q = store.questions()[0]
+    assert (q.text, q.client, q.session_id, q.answered) == ("why relu", "10.0.0.1", "s1", False)
+
+
+def test_numpy_scores_are_stored_as_plain_numbers(store: Store) -> None:
+    np = pytest.importorskip("numpy")
+    qid = store.record_question("q", client="c", session_id=None, entry_id="e",
+                                score=np.float32(0.5), answered=True,
+                                suggestions=[{"id": "e", "question": "q",
+                                              "score": np.float32(0.25)}])
+    assert store.questions()[0].suggestions == [{"id": "e", "question": "q", "score": 0.25}]
+    assert qid > 0
+
+
+def test_unknown_reason_is_refused(store: Store) -> None:
+    assert set(REVIEW_REASONS) == {"unanswered", "not_helpful", "seed"}
+    with pytest.raises(ValueError, match="reason must be one of"):
+        store.open_review_item(None, "x", reason="bored", suggestions=[])
+
+
+def test_feedback_not_helpful_opens_a_review_item(store: Store) -> None:
+    assert store.record_feedback("why relu", "why-nonlinearities", True, client="c") is None
+    rid = store.record_feedback("why relu", "why-nonlinearities", False, client="c")
+    assert rid is not None
+    item = store.review_item(rid)
+    assert (item.reason, item.entry_id, item.text) == ("not_helpful", "why-nonlinearities",
+                                                       "why relu")
+    rates = store.feedback_by_entry()
+    assert rates == [{"entry_id": "why-nonlinearities", "feedback": 2, "not_helpful": 1,
+                      "not_helpful_rate": 0.5}]
+
+
+def test_missing_review_item(store: Store) -> None:
+    with pytest.raises(ReviewItemNotFound, match="nope"):
+        store.review_item("nope")
+
+
+def test_resolve_closes_only_open_items_and_audits(store: Store) -> None:
+    a = store.open_review_item(None, "a", reason="unanswered", suggestions=[])
+    b = store.open_review_item(None, "b", reason="unanswered", suggestions=[])
+    done = store.resolve([a, b], status="linked", by="tara",
+                         resolution={"entry_id": "why-nonlinearities"}, action="link")
+    assert sorted(done) == sorted([a, b])
+    again = store.resolve([a], status="dismissed", by="tom", resolution={"reason": "duplicate"})
+    assert again == []
+    item = store.review_item(a)
+    assert (item.status, item.resolved_by) == ("linked", "tara")
+    assert item.resolution == {"entry_id": "why-nonlinearities"}
+    events = store.audit_log()
+    assert [e.action for e in events] == ["dismissed", "link"]
+    assert events[1].actor == "tara" and events[1].details["resolved"] == done
+    with pytest.raises(ValueError):
+        store.resolve([a], status="open", by="x", resolution={})
+
+
+def test_grouping_is_saved(store: Store) -> None:
+    a = store.open_review_item(None, "a", reason="unanswered", suggestions=[])
+    b = store.open_review_item(None, "b", reason="unanswered", suggestions=[])
+    store.set_grouping({a: (a, b"\x01"), b: (a, None)})
+    assert {i.id for i in store.items_in_group(a)} == {a, b}
+    assert store.review_item(a).embedding == b"\x01"
+
+
+def test_seed_items(store: Store) -> None:
+    assert not store.has_seed_item("sgd-limitations")
+    store.open_review_item(None, "Q", reason="seed", suggestions=[], entry_id="sgd-limitations")
+    assert store.has_seed_item("sgd-limitations")
+
+
+def test_users(store: Store) -> None:
+    store.add_user("tara", "ta", "hash1")
+    store.add_user("ian", "instructor", None)
+    with pytest.raises(StoreError, match="already exists"):
+        store.add_user("tara", "ta", None)
+    with pytest.raises(StoreError, match="role must be"):
+        store.add_user("x", "student", None)
+    store.update_user("tara", token_hash="t" * 64)
+    assert store.user_by_token_hash("t" * 64).name == "tara"  # type: ignore[union-attr]
+    assert store.user_by_token_hash("u" * 64) is None
+    assert [u.name for u in store.users()] == ["ian", "tara"]
+    assert store.user("nobody") is None
+    with pytest.raises(UnknownUser):
+        store.update_user("nobody", role="ta")
+
+
+def test_stats(store: Store) -> None:
+    for answered, entry in [(True, "a"), (True, "a"), (True, "b"), (False, None)]:
+        store.record_question("q", client="c", session_id=None, entry_id=entry, score=0.9,
+                              answered=answered, suggestions=[])
+    store.record_demo_run("a", "ok", device="cpu", duration_ms=30)
+    store.record_demo_run("a", "error", device="cpu", duration_ms=30)
+    summary = store.summary()
+    assert summary["questions"] == 4 and summary["answered_share"] == 0.75
+    assert summary["demo_failure_rate"] == 0.5
+    assert store.top_entries() == [{"entry_id": "a", "count": 2}, {"entry_id": "b", "count": 1}]
+    days = store.questions_per_day(7)
+    assert len(days) == 7 and days[-1]["asked"] == 4 and days[-1]["answered"] == 3
+    later = store.questions_per_day(3, now=datetime.now(UTC) + timedelta(days=5))
+    assert sum(d["asked"] for d in later) == 0
+
+
+def test_concurrent_writers_lose_nothing(store: Store) -> None:
+    """Many threads recording at once: every write lands (WAL + busy timeout on SQLite)."""
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(15):
+                qid = store.record_question(f"q{n}-{i}", client=str(n), session_id=None,
+                                            entry_id=None, score=0.1, answered=False,
+                                            suggestions=[])
+                store.open_review_item(qid, f"q{n}-{i}", reason="unanswered", suggestions=[])
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.summary()["questions"] == 120
+    assert len(store.review_items()) == 120
+
+
+def test_two_stores_on_one_sqlite_file(tmp_path: Path) -> None:
+    """Two servers (two engines) sharing one SQLite file both write safely."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = Store(url), Store(url)
+    a.migrate()
+    b.migrate()
+    with a.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+    def work(s: Store) -> None:
+        for i in range(20):
+            s.record_feedback(f"m{i}", "e", False, client="c")
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(a.review_items()) == 40
+    a.close()
+    b.close()
