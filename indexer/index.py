@@ -1,0 +1,154 @@
+"""The vector store: FAISS behind build / add / remove / search / save / load.
+
+Vectors are L2-normalized, so the inner product FAISS computes is the cosine
+similarity. Saved as a directory: index.faiss, rows.json and manifest.json
+(model, dimension, KB hash, per-entry hashes), which `load` checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class IndexMismatch(Exception):
+    """A saved index was built with another model, dimension or format."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """What one vector stands for: an entry and which of its texts."""
+
+    entry_id: str
+    kind: str  # "question" | "alternate" | "answer"
+    text: str
+
+
+class VectorIndex:
+    """Vectors grouped by entry, searchable by cosine similarity."""
+
+    def __init__(self, dimension: int, model: str):
+        self.dimension, self.model = dimension, model
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.rows: dict[int, Row] = {}
+        self.entry_ids: dict[str, list[int]] = {}
+        self.entry_hashes: dict[str, str] = {}
+        self.kb_hash = ""
+        self._next_id = 0
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def add(self, entry_id: str, rows: list[Row], vectors: np.ndarray, entry_hash: str = "") -> None:
+        """Add (or replace) the vectors of one entry."""
+        if entry_id in self.entry_ids:
+            self.remove(entry_id)
+        if len(rows) != len(vectors):
+            raise ValueError("one row per vector")
+        if len(rows) == 0:
+            self.entry_hashes[entry_id] = entry_hash
+            self.entry_ids[entry_id] = []
+            return
+        ids = np.arange(self._next_id, self._next_id + len(rows), dtype=np.int64)
+        self._next_id += len(rows)
+        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        for i, row in zip(ids.tolist(), rows, strict=True):
+            self.rows[i] = row
+        self.entry_ids[entry_id] = ids.tolist()
+        self.entry_hashes[entry_id] = entry_hash
+
+    def remove(self, entry_id: str) -> None:
+        """Drop every vector of one entry."""
+        ids = self.entry_ids.pop(entry_id, [])
+        self.entry_hashes.pop(entry_id, None)
+        if ids:
+            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+            for i in ids:
+                self.rows.pop(i, None)
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query vector; ids are -1 where fewer exist."""
+        k = max(1, min(k, len(self) or 1))
+        scores, ids = self._index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        return scores, ids
+
+    def best_per_entry(self, vector: np.ndarray, k: int = 64) -> dict[str, tuple[float, Row]]:
+        """For one query: each entry among the top-k hits with its best score and row."""
+        scores, ids = self.search(vector.reshape(1, -1), k)
+        best: dict[str, tuple[float, Row]] = {}
+        for score, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
+            if i < 0:
+                continue
+            row = self.rows[i]
+            if row.entry_id not in best or score > best[row.entry_id][0]:
+                best[row.entry_id] = (score, row)
+        return best
+
+    # --- persistence -----------------------------------------------------------------------
+    def manifest(self) -> dict:
+        return {
+            "format": FORMAT_VERSION,
+            "model": self.model,
+            "dimension": self.dimension,
+            "kb_hash": self.kb_hash,
+            "vectors": len(self),
+            "entries": len(self.entry_ids),
+            "entry_hashes": self.entry_hashes,
+        }
+
+    def save(self, directory: Path) -> None:
+        """Write the index directory; each file replaced atomically."""
+        directory.mkdir(parents=True, exist_ok=True)
+        rows = {
+            "next_id": self._next_id,
+            "entries": self.entry_ids,
+            "rows": {str(i): asdict(r) for i, r in self.rows.items()},
+        }
+        _atomic_bytes(directory / "index.faiss", faiss.serialize_index(self._index).tobytes())
+        _atomic_bytes(directory / "rows.json", json.dumps(rows).encode())
+        # The manifest goes last: a directory whose manifest matches is complete.
+        _atomic_bytes(directory / "manifest.json", json.dumps(self.manifest(), indent=2).encode())
+
+    @classmethod
+    def load(cls, directory: Path, *, model: str, dimension: int) -> VectorIndex:
+        """Load a saved index; IndexMismatch if it was built differently or is incomplete."""
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+            rows = json.loads((directory / "rows.json").read_text())
+            raw = np.frombuffer((directory / "index.faiss").read_bytes(), dtype=np.uint8)
+        except (OSError, ValueError) as e:
+            raise IndexMismatch(f"no usable index in {directory} ({e})") from None
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IndexMismatch(f"index format {manifest.get('format')} != {FORMAT_VERSION}")
+        if manifest.get("model") != model or manifest.get("dimension") != dimension:
+            raise IndexMismatch(
+                f"index was built with {manifest.get('model')} ({manifest.get('dimension')}d), "
+                f"the server uses {model} ({dimension}d)"
+            )
+        index = cls(dimension, model)
+        index._index = faiss.deserialize_index(raw)
+        index._next_id = rows["next_id"]
+        index.entry_ids = {k: list(v) for k, v in rows["entries"].items()}
+        index.rows = {int(i): Row(**r) for i, r in rows["rows"].items()}
+        index.entry_hashes = dict(manifest.get("entry_hashes", {}))
+        index.kb_hash = manifest.get("kb_hash", "")
+        if len(index) != manifest.get("vectors") or len(index) != len(index.rows):
+            raise IndexMismatch("index files disagree with the manifest: rebuilding")
+        return index
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

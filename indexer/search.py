@@ -1,0 +1,240 @@
+"""From a question to an answer-or-route decision.
+
+One encode, one FAISS search, a score per entry (the best of its vectors),
+then the decision: answer when the best entry is both close enough and clearly
+ahead of the runner-up; otherwise route the question to the TAs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexer.embed import Embedder
+from indexer.index import IndexMismatch, Row, VectorIndex
+from indexer.kb import KnowledgeBase, entry_hash
+from indexer.schema import Entry, Status
+
+log = logging.getLogger("askta.search")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The answer-or-route decision, calibrated with `askta eval` on the dev set.
+
+    These numbers are the one place the decision is tuned; README "Retrieval
+    quality" records the run that chose them.
+    """
+
+    score: float = 0.485  # answer only when the best entry scores at least this...
+    margin: float = 0.02  # ...and leads the runner-up by at least this,
+    confident: float = 0.80  # unless it scores this high, which needs no margin.
+    suggest: float = 0.30  # entries above this are offered as "did you mean"
+    answer_weight: float = 0.90  # answer-text vectors count a little less than questions
+
+    def decide(self, score: float, margin: float) -> bool:
+        """Answer (True) or route to the TAs (False)."""
+        return score >= self.score and (margin >= self.margin or score >= self.confident)
+
+    def replace(self, **changes: float) -> Thresholds:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One candidate entry and its score."""
+
+    entry_id: str
+    question: str
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.entry_id, "question": self.question, "score": round(self.score, 4)}
+
+
+@dataclass
+class SearchResult:
+    """The decision for one question, with the evidence behind it."""
+
+    query: str
+    answered: bool
+    entry: Entry | None
+    score: float
+    margin: float
+    hits: list[Hit] = field(default_factory=list)
+    reason: str = ""
+    pending_entry: str | None = None  # an unanswered entry the question matches
+    top_id: str | None = None  # the best entry of any status, before the decision
+    vector: np.ndarray | None = field(default=None, repr=False)  # the encoded question
+
+    @property
+    def suggestions(self) -> list[Hit]:
+        """Entries to offer besides the answer ("did you mean ...")."""
+        top = self.entry.id if self.entry else None
+        return [h for h in self.hits if h.entry_id != top]
+
+
+_SPACE = re.compile(r"\s+")
+_CODE = re.compile(r"```.*?```", re.S)
+
+
+def entry_texts(entry: Entry) -> list[Row]:
+    """The texts that represent an entry in the index."""
+    rows = [Row(entry.id, "question", entry.question)]
+    rows += [Row(entry.id, "alternate", q) for q in entry.alternate_questions]
+    if entry.answer.strip():
+        prose = _SPACE.sub(" ", _CODE.sub(" ", entry.answer)).strip()
+        # The first paragraph carries the gist; MiniLM reads at most 256 tokens anyway.
+        paragraphs = [p for p in re.split(r"\n\s*\n", _CODE.sub("\n\n", entry.answer)) if p.strip()]
+        rows.append(Row(entry.id, "answer", prose[:1000]))
+        for p in paragraphs[1:4]:
+            rows.append(Row(entry.id, "answer", _SPACE.sub(" ", p).strip()[:600]))
+    return rows
+
+
+def _indexed(entry: Entry) -> bool:
+    """Published entries are answers; unanswered ones are indexed to recognise their askers."""
+    return entry.answerable or entry.status == Status.unanswered
+
+
+class Searcher:
+    """Answers questions from a knowledge base; keeps its index in step with the KB."""
+
+    def __init__(self, kb: KnowledgeBase, embedder: Embedder, index: VectorIndex,
+                 thresholds: Thresholds | None = None, index_dir: Path | None = None):
+        self.kb, self.embedder, self.index = kb, embedder, index
+        self.thresholds = thresholds or Thresholds()
+        self.index_dir = index_dir
+        self._lock = threading.RLock()
+
+    # --- building --------------------------------------------------------------------------
+    @classmethod
+    def open(cls, kb: KnowledgeBase, embedder: Embedder, index_dir: Path | None = None,
+             thresholds: Thresholds | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Searcher:
+        """Load the saved index and bring it up to date with the KB, rebuilding only what changed."""
+        index: VectorIndex | None = None
+        if index_dir is not None and (index_dir / "manifest.json").exists():
+            try:
+                index = VectorIndex.load(index_dir, model=embedder.name, dimension=embedder.dimension)
+            except IndexMismatch as e:
+                log.warning("rebuilding the index: %s", e)
+        searcher = cls(kb, embedder, index or VectorIndex(embedder.dimension, embedder.name),
+                       thresholds, index_dir)
+        searcher.stats = searcher.sync(progress)
+        return searcher
+
+    stats: dict[str, int] = {}
+
+    def sync(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Update the index to match the KB; return how many entries were added, changed, removed."""
+        with self._lock:
+            wanted = {e.id: e for e in self.kb.entries.values() if _indexed(e)}
+            stale = [i for i in self.index.entry_ids if i not in wanted]
+            todo = [e for e in wanted.values() if self.index.entry_hashes.get(e.id) != entry_hash(e)]
+            added = sum(1 for e in todo if e.id not in self.index.entry_ids)
+            for entry_id in stale:
+                self.index.remove(entry_id)
+            self._embed_entries(todo, progress)
+            self.index.kb_hash = self.kb.content_hash()
+            if (todo or stale or not self._saved()) and self.index_dir is not None:
+                self.index.save(self.index_dir)
+        return {"added": added, "changed": len(todo) - added, "removed": len(stale),
+                "entries": len(self.index.entry_ids), "vectors": len(self.index)}
+
+    def _saved(self) -> bool:
+        return self.index_dir is not None and (self.index_dir / "manifest.json").exists()
+
+    def _embed_entries(self, entries: list[Entry],
+                       progress: Callable[[int, int], None] | None = None, batch: int = 256) -> None:
+        pending: list[tuple[Entry, list[Row]]] = [(e, entry_texts(e)) for e in entries]
+        done = 0
+        while pending:
+            chunk, size = [], 0
+            while pending and (size < batch or not chunk):
+                e, rows = pending.pop(0)
+                chunk.append((e, rows))
+                size += len(rows)
+            vectors = self.embedder.embed([r.text for _, rows in chunk for r in rows])
+            at = 0
+            for e, rows in chunk:
+                self.index.add(e.id, rows, vectors[at : at + len(rows)], entry_hash(e))
+                at += len(rows)
+            done += len(chunk)
+            if progress:
+                progress(done, len(entries))
+
+    def upsert(self, entry: Entry) -> None:
+        """Re-embed one entry after it was written (or drop it if it may not be indexed)."""
+        with self._lock:
+            if _indexed(entry):
+                self._embed_entries([entry])
+            else:
+                self.index.remove(entry.id)
+            self.index.kb_hash = self.kb.content_hash()
+            if self.index_dir is not None:
+                self.index.save(self.index_dir)
+
+    def remove(self, entry_id: str) -> None:
+        """Drop one entry from the index."""
+        with self._lock:
+            self.index.remove(entry_id)
+            if self.index_dir is not None:
+                self.index.save(self.index_dir)
+
+    # --- searching -------------------------------------------------------------------------
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors for texts (used to group similar questions)."""
+        return self.embedder.embed(texts)
+
+    def search(self, query: str, k: int = 5) -> SearchResult:
+        """Score every entry against the question and decide: answer, or route to the TAs."""
+        text = _SPACE.sub(" ", query).strip()
+        if not text:
+            return SearchResult(query, False, None, 0.0, 0.0, [], "the question is empty")
+        vector = self.embedder.embed([text])[0]
+        result = self.search_vector(text, vector, k)
+        result.vector = vector
+        return result
+
+    def search_vector(self, text: str, vector: np.ndarray, k: int = 5) -> SearchResult:
+        """The decision for an already-encoded question."""
+        t = self.thresholds
+        with self._lock:
+            best = self.index.best_per_entry(vector, k=64)
+        scored: list[tuple[float, str]] = []
+        for entry_id, (score, row) in best.items():
+            if row.kind == "answer":
+                score *= t.answer_weight
+            scored.append((score, entry_id))
+        scored.sort(reverse=True)
+        entries = self.kb.entries
+        ranked = [(s, entries[i]) for s, i in scored if i in entries]
+        answerable = [(s, e) for s, e in ranked if e.answerable]
+        hits = [Hit(e.id, e.question, s) for s, e in answerable[:k] if s >= t.suggest]
+        if not ranked:
+            return SearchResult(text, False, None, 0.0, 0.0, hits, "the knowledge base is empty")
+        top_score, top = ranked[0]
+        runner_up = ranked[1][0] if len(ranked) > 1 else 0.0
+        margin = top_score - runner_up
+
+        def route(reason: str, pending: str | None = None) -> SearchResult:
+            return SearchResult(text, False, None, top_score, margin, hits, reason, pending, top.id)
+
+        if not top.answerable:
+            return route(f"closest to {top.id!r}, which is still waiting for an answer",
+                         top.id if top_score >= t.score else None)
+        if not t.decide(top_score, margin):
+            if top_score < t.score:
+                return route(f"best match {top.id!r} scored {top_score:.2f}, below {t.score:.2f}")
+            return route(f"{top.id!r} ({top_score:.2f}) and {ranked[1][1].id!r} "
+                         f"({runner_up:.2f}) are too close to call")
+        reason = f"{top.id!r} scored {top_score:.2f}, {margin:.2f} ahead of the runner-up"
+        return SearchResult(text, True, top, top_score, margin, hits, reason, None, top.id)

@@ -1,0 +1,1 @@
+"""askta server: the FastAPI app, the sandbox runner, the review queue and the CLI."""

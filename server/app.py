@@ -1,0 +1,96 @@
+"""The app factory. Nothing heavy happens at import: the model, index, database
+and sandbox pool start in `lifespan`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.config import Settings
+from server.errors import error_body, install_error_handlers
+
+log = logging.getLogger("askta")
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit with 413, before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await self._refuse(send)
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        import json
+
+        body = json.dumps(error_body("payload_too_large",
+                                     f"The request body is over {self.max_bytes} bytes.")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None, *, services: object | None = None) -> FastAPI:
+    """Build the askta app. `services` lets tests pass prebuilt parts (see server.services)."""
+    from server.services import Services
+
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services if isinstance(services, Services) else Services.start(settings)
+        app.state.services = svc
+        try:
+            yield
+        finally:
+            if services is None:
+                svc.close()
+
+    app = FastAPI(
+        title="askta",
+        summary="Curated answers to course questions, with runnable demos.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    from server.routes import include_routers
+
+    include_routers(app)
+    return app
+
+
+def get_services(request: Request) -> object:
+    return request.app.state.services

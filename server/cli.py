@@ -1,0 +1,310 @@
+"""`askta`: serve, index, ask, eval, check, schema, sandbox, import, user.
+
+The commands only translate: the work is done by library classes, and domain
+errors become a message on stderr and a meaningful exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from server.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Exit codes: 0 ok, 1 a check or evaluation failed, 2 usage, 3 invalid knowledge base,
+# 4 the model or sandbox cannot run.
+EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 3, 4
+
+
+def handle_errors(func: F) -> F:
+    """Map domain errors to a message and an exit code, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from indexer.embed import EmbedderError
+        from indexer.kb import EntryNotFound, KnowledgeBaseError
+
+        try:
+            return func(*args, **kwargs)
+        except KnowledgeBaseError as e:
+            click.echo(f"error: the knowledge base has {len(e.problems)} problem(s):", err=True)
+            for p in e.problems:
+                click.echo(f"  {p}", err=True)
+            sys.exit(EXIT_INVALID)
+        except EntryNotFound as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_INVALID)
+        except EmbedderError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_UNAVAILABLE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    """Settings from the environment, with CLI flags on top."""
+    base: Settings = ctx.obj["settings"]
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=changes) if changes else base
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--kb", "kb_dir", type=click.Path(path_type=Path), help="Knowledge-base folder (ASKTA_KB_DIR).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Index and database folder (ASKTA_DATA_DIR).")
+@click.option("--model", help="Embedding model directory (ASKTA_MODEL); empty: the bundled MiniLM.")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.pass_context
+def cli(ctx: click.Context, kb_dir: Path | None, data_dir: Path | None, model: str | None,
+        verbose: bool) -> None:
+    """askta: a course Q&A knowledge base with a chatbot in front of it.
+
+    \b
+    Example:
+      askta check && askta index && askta ask "why do we need relu"
+      askta serve --port 8000
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except Exception as e:  # a bad ASKTA_* variable: say which
+        raise click.UsageError(f"invalid setting: {e}") from None
+    changes = {"kb_dir": kb_dir, "data_dir": data_dir, "model": model}
+    ctx.obj = {"settings": settings.model_copy(
+        update={k: v for k, v in changes.items() if v is not None})}
+
+
+def _searcher(settings: Settings, progress: bool = False) -> Any:
+    from indexer.embed import load_embedder
+    from indexer.kb import KnowledgeBase
+    from indexer.search import Searcher
+    from server.services import thresholds_from
+
+    kb = KnowledgeBase.load(settings.kb_dir)
+    embedder = load_embedder(settings.model)
+    bar: Any = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="entry", desc="embedding", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    searcher = Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings),
+                             progress=report if progress else None)
+    if bar is not None:
+        bar.close()
+    return searcher
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (ASKTA_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (ASKTA_PORT, default 8000).")
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) -> None:
+    """Serve the chat page and the JSON API.
+
+    \b
+    Example:
+      askta serve --host 0.0.0.0 --port 8000
+    """
+    import os
+
+    import uvicorn
+
+    settings = settings_from(ctx, host=host, port=port)
+    # The factory reads its settings from the environment in the server process.
+    for name, value in (("ASKTA_KB_DIR", settings.kb_dir), ("ASKTA_DATA_DIR", settings.data_dir),
+                        ("ASKTA_MODEL", settings.model)):
+        os.environ[name] = str(value)
+    click.echo(f"askta: serving {settings.kb_dir} on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run("server.app:create_app", factory=True, host=settings.host, port=settings.port,
+                reload=reload, log_level="info")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def index(ctx: click.Context, as_json: bool) -> None:
+    """Build the search index of the knowledge base, or bring it up to date.
+
+    Only entries that changed since the last run are embedded again.
+    """
+    settings = ctx.obj["settings"]
+    searcher = _searcher(settings, progress=not as_json)
+    stats = {**searcher.stats, "index_dir": str(settings.index_dir), "model": searcher.index.model}
+    if as_json:
+        click.echo(json.dumps(stats))
+    else:
+        click.echo(f"index: {stats['entries']} entries, {stats['vectors']} vectors in "
+                   f"{settings.index_dir} ({stats['added']} added, {stats['changed']} changed, "
+                   f"{stats['removed']} removed)")
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def ask(ctx: click.Context, question: str, as_json: bool) -> None:
+    """Ask a question the way a student would.
+
+    \b
+    Example:
+      askta ask "why do we need relu"
+    """
+    result = _searcher(ctx.obj["settings"]).search(question)
+    if as_json:
+        click.echo(json.dumps({
+            "answered": result.answered,
+            "entry": result.entry.model_dump(mode="json") if result.entry else None,
+            "score": round(result.score, 4), "margin": round(result.margin, 4),
+            "reason": result.reason, "suggestions": [h.to_dict() for h in result.suggestions],
+        }, indent=2))
+        return
+    if result.answered and result.entry:
+        click.secho(f"{result.entry.question}  [{result.entry.id}, score {result.score:.2f}]",
+                    bold=True)
+        click.echo()
+        click.echo(result.entry.answer.rstrip())
+        if result.entry.demo:
+            click.echo(f"\nDemo: askta sandbox run {result.entry.demo}")
+    else:
+        click.secho("Not answered yet: this would go to the TAs' review queue.", bold=True)
+        click.echo(f"Why: {result.reason}.")
+    if result.suggestions:
+        click.echo("\nClosest entries:")
+        for h in result.suggestions:
+            click.echo(f"  {h.score:.2f}  {h.entry_id}: {h.question}")
+
+
+@cli.command(name="eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--calibrate", is_flag=True, help="Also search the best score/margin thresholds.")
+@click.pass_context
+@handle_errors
+def evaluate_cmd(ctx: click.Context, file: Path, as_json: bool, calibrate: bool) -> None:
+    """Score a labeled question file ({q: ..., expect: id|null} items).
+
+    \b
+    Example:
+      askta eval ../shared/data/dev_questions.yaml --calibrate
+    """
+    from dataclasses import asdict
+
+    from indexer.evaluate import calibrate as run_calibration
+    from indexer.evaluate import load_labeled, outcome, score
+
+    searcher = _searcher(ctx.obj["settings"])
+    items = load_labeled(file)
+    outcomes = [outcome(item, searcher.search(item.question, k=10)) for item in items]
+    report = score(outcomes)
+    cal = run_calibration(outcomes, searcher.thresholds) if calibrate else None
+    if as_json:
+        data = report.to_dict()
+        if cal:
+            data["calibration"] = asdict(cal)
+        data["thresholds"] = asdict(searcher.thresholds)
+        click.echo(json.dumps(data, indent=2))
+    else:
+        t = searcher.thresholds
+        click.echo(f"{report.total} questions ({report.answerable} answerable), thresholds: "
+                   f"score {t.score}, margin {t.margin}")
+        for label, value in (("top-1", report.top1), ("MRR", report.mrr),
+                             ("answered precision", report.answered_precision),
+                             ("answered rate", report.answered_rate),
+                             ("route accuracy", report.route_accuracy),
+                             ("overall answer-or-route", report.overall)):
+            click.echo(f"  {label:<24} {value:.4f}")
+        if report.wrong:
+            click.echo("\nMistakes:")
+            for o in report.wrong:
+                got = o.answer or f"routed (top {o.top or '-'})"
+                click.echo(f"  {o.score:.2f} {o.margin:.2f}  expected {o.expect or 'route'}, "
+                           f"got {got}: {o.question}")
+        if cal:
+            click.echo(f"\nCalibrated: score {cal.score} (equally good from {cal.score_range[0]} "
+                       f"to {cal.score_range[1]}), margin {cal.margin}: overall {cal.overall}, "
+                       f"answered precision {cal.answered_precision}")
+    sys.exit(0 if report.total else EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--demos", is_flag=True, help="Also run every demo in the sandbox.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
+    """Validate every entry in kb/ (and with --demos, run every demo).
+
+    Errors name the file, the line and the field.
+    """
+    from indexer.kb import KnowledgeBase
+
+    settings = ctx.obj["settings"]
+    kb = KnowledgeBase.load(settings.kb_dir)
+    failures: list[dict[str, Any]] = []
+    ran = 0
+    if demos:
+        from server.sandbox_cli import check_demos
+
+        results = check_demos(settings, kb)
+        ran = len(results)
+        for demo, result in results:
+            if result.status != "ok" or result.exit_code != 0:
+                tail = "\n".join(result.stderr.strip().splitlines()[-6:])
+                failures.append({"demo": demo, "status": result.status,
+                                 "exit_code": result.exit_code, "stderr": tail})
+    if as_json:
+        click.echo(json.dumps({"ok": not failures, "entries": len(kb), "demos_run": ran,
+                               "failures": failures}))
+    else:
+        for f in failures:
+            click.echo(f"{f['demo']}: {f['status']} (exit {f['exit_code']})\n{f['stderr']}", err=True)
+        if not failures:
+            extra = f", {ran} demos ran" if demos else ""
+            click.echo(f"ok, {len(kb)} entries ({len(kb.published())} published){extra}")
+    sys.exit(EXIT_FAILED if failures else 0)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of an entry file (for editor autocompletion)."""
+    from indexer.schema import json_schema
+
+    click.echo(json_schema())
+
+
+def _register_optional() -> None:
+    """Subcommand groups that live beside their libraries."""
+    import importlib
+
+    for module, name in (("server.sandbox_cli", "sandbox_group"), ("server.user_cli", "user_group"),
+                         ("server.importer", "import_command")):
+        try:
+            cli.add_command(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="askta")

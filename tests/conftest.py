@@ -1,0 +1,91 @@
+"""Shared fixtures: every test builds its own knowledge base, settings and app."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.embed import HashingEmbedder, SentenceTransformerEmbedder
+from indexer.kb import KnowledgeBase
+from indexer.search import Searcher
+from server.app import create_app
+from server.config import Settings
+from server.services import Services, thresholds_from
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def kb_dir(tmp_path: Path) -> Path:
+    """A private copy of the bundled kb/ and demos/, safe to modify."""
+    shutil.copytree(REPO / "kb", tmp_path / "kb")
+    shutil.copytree(REPO / "demos", tmp_path / "demos")
+    return tmp_path / "kb"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, kb_dir: Path) -> Settings:
+    """Settings pointed at temporary folders; no rate limits, no sandbox."""
+    return Settings(
+        kb_dir=kb_dir,
+        data_dir=tmp_path / "data",
+        model="hashing",
+        chat_rate_limit="off",
+        demo_rate_limit="off",
+        sandbox_enabled=False,
+        secret_key="test-secret-key",
+    )
+
+
+@pytest.fixture
+def fake_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    """The bundled MiniLM model, loaded once for the whole run."""
+    return SentenceTransformerEmbedder()
+
+
+def build_services(settings: Settings, embedder: object, sandbox: object = None) -> Services:
+    """Services as lifespan would build them, with the given embedder."""
+    from server.store import Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    kb = KnowledgeBase.load(settings.kb_dir)
+    searcher = Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings))  # type: ignore[arg-type]
+    store = Store(settings.db_url)
+    store.migrate()
+    svc = Services(settings=settings, kb=kb, searcher=searcher, store=store)
+    if sandbox is not None:
+        svc.sandbox = sandbox  # type: ignore[assignment]
+    else:
+        svc.sandbox_error = "Demo runs are disabled on this server."
+    try:
+        from server.review import ensure_seed_items
+
+        ensure_seed_items(store, kb)
+    except ImportError:
+        pass
+    return svc
+
+
+@pytest.fixture
+def services(settings: Settings, fake_embedder: HashingEmbedder) -> Iterator[Services]:
+    """Services with the fast fake embedder and no sandbox."""
+    svc = build_services(settings, fake_embedder)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(settings: Settings, services: Services) -> Iterator[TestClient]:
+    """A TestClient over a fresh app."""
+    with TestClient(create_app(settings, services=services)) as c:
+        yield c
