@@ -55,7 +55,7 @@ def _demo(services: Services, entry_id: str) -> tuple[str, str, Any]:
 @contextmanager
 def _sandbox_errors() -> Iterator[None]:
     """Translate the runner's refusals into API errors (503 with Retry-After, 422)."""
-    from server.sandbox import DeviceUnavailable, SandboxBusy, SandboxUnavailable
+    from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxUnavailable
 
     try:
         yield
@@ -81,8 +81,17 @@ async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
     device = (body or DemoRunRequest()).device
     with _sandbox_errors():
         result = _result_dict(await run_in_threadpool(runner.run, code, device))
-    demo_cache(services).put(code_hash, str(result.get("device", device)), result)
+    await _remember(services, entry_id, code_hash, device, result)
     return result
+
+
+async def _remember(services: Services, entry_id: str, code_hash: str, device: str,
+                    result: dict[str, Any]) -> None:
+    """Cache a successful result for the entry's page and log the run for the stats."""
+    ran_on = str(result.get("device") or device)
+    demo_cache(services).put(code_hash, ran_on, result)
+    await run_in_threadpool(services.store.record_demo_run, entry_id, str(result.get("status")),
+                            device=ran_on, duration_ms=int(result.get("duration_ms") or 0))
 
 
 def _sse(event: str, data: Any) -> str:
@@ -98,8 +107,8 @@ def _event_data(kind: str, data: Any) -> Any:
     return data
 
 
-async def _events(first: Any, events: AsyncIterator[Any], services: Services, code_hash: str,
-                  device: str) -> AsyncIterator[str]:
+async def _events(first: Any, events: AsyncIterator[Any], services: Services, entry_id: str,
+                  code_hash: str, device: str) -> AsyncIterator[str]:
     """Relay the runner's events as SSE; remember the run if it succeeds."""
     stdout: list[str] = []
     stderr: list[str] = []
@@ -121,14 +130,19 @@ async def _events(first: Any, events: AsyncIterator[Any], services: Services, co
                 result = {**done, "stdout": done.get("stdout") or _join(stdout),
                           "stderr": done.get("stderr") or _join(stderr),
                           "images": done.get("images") or images}
-                demo_cache(services).put(code_hash, str(result.get("device", device)), result)
+                await _remember(services, entry_id, code_hash, device, result)
                 return
             yield _sse(event.kind, payload)
             event = await anext(events, None)
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close(events)
+
+
+async def _close(events: AsyncIterator[Any] | None) -> None:
+    """Close the runner's stream (which stops the run if it is still going)."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _join(lines: list[str]) -> str:
@@ -140,18 +154,18 @@ async def stream_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                       device: Device = Query("auto")) -> StreamingResponse:
     """Run the entry's demo and stream `stdout`, `stderr`, `image` and `done` events."""
     code, code_hash, runner = _demo(services, entry_id)
-    events = runner.astream(code, device)
     # wait for the first event before answering, so a refusal is a proper error response
+    events: AsyncIterator[Any] | None = None
     try:
         with _sandbox_errors():
+            events = runner.astream(code, device)
             first = await anext(events, None)
     except AppError:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close(events)
         raise
+    assert events is not None
     return StreamingResponse(
-        _events(first, events, services, code_hash, device),
+        _events(first, events, services, entry_id, code_hash, device),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
