@@ -18,7 +18,7 @@ askta_pg_start() {
   "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
   export ASKTA_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
-  ASKTA_PG_STOP="${as_pg[*]} $bindir/pg_ctl -D $dir/data -m immediate stop"
+  ASKTA_PG_STOP="${as_pg[*]} $bindir/pg_ctl -D $dir/data -m immediate stop; rm -rf $dir"
   trap 'eval "$ASKTA_PG_STOP" >/dev/null 2>&1 || true' EXIT
   echo "PostgreSQL for the store tests: $ASKTA_TEST_POSTGRES_URL"
 }
