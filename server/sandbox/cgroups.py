@@ -1,0 +1,159 @@
+"""cgroup memory and pids limits for each sandbox, where the host lets us create cgroups.
+
+rlimits are per process, so a demo that forks can multiply its address-space allowance;
+a cgroup caps the whole sandbox. cgroup v2 needs the memory and pids controllers
+delegated to the server's own cgroup; cgroup v1 needs writable memory and pids
+hierarchies (typically: running as root). Anything else: skipped, with a note saying why.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+_counter = itertools.count()
+
+
+def _own_paths() -> dict[str, str]:
+    """controller (or "" for v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    paths: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for c in controllers.split(",") if controllers else [""]:
+            paths[c] = path
+    return paths
+
+
+@dataclass
+class Cgroups:
+    """Where worker cgroups are created: one parent dir per controller (v1) or one (v2)."""
+
+    version: int
+    parents: dict[str, Path]  # "memory"/"pids" -> parent dir; v2: both the same dir
+
+    @classmethod
+    def detect(cls) -> tuple[Cgroups | None, str]:
+        """The usable hierarchy and a sentence for the log, or None and why not."""
+        try:
+            own = _own_paths()
+        except OSError as e:
+            return None, f"cgroup limits off: cannot read /proc/self/cgroup ({e})"
+        if (ROOT / "cgroup.controllers").exists():  # pure v2
+            return cls._detect_v2(ROOT / own.get("", "/").lstrip("/"))
+        mem, pids = ROOT / "memory", ROOT / "pids"
+        if (mem / "tasks").exists() and (pids / "tasks").exists():
+            parents = {
+                "memory": mem / own.get("memory", "/").lstrip("/") / f"askta-{os.getpid()}",
+                "pids": pids / own.get("pids", "/").lstrip("/") / f"askta-{os.getpid()}",
+            }
+            try:
+                for p in parents.values():
+                    p.mkdir(exist_ok=True)
+            except OSError as e:
+                return None, f"cgroup limits off: cgroup v1 is not writable here ({e})"
+            return cls(1, parents), f"cgroup v1 memory and pids limits under {parents['memory']}"
+        return None, "cgroup limits off: no cgroup v2 with memory+pids and no cgroup v1 here"
+
+    @classmethod
+    def _detect_v2(cls, own: Path) -> tuple[Cgroups | None, str]:
+        try:
+            enabled = (own / "cgroup.subtree_control").read_text().split()
+        except OSError as e:
+            return None, f"cgroup limits off: cannot read {own}/cgroup.subtree_control ({e})"
+        if not {"memory", "pids"} <= set(enabled):
+            return None, (f"cgroup limits off: the memory and pids controllers are not "
+                          f"delegated to {own} (under systemd: Delegate=yes)")
+        parent = own / f"askta-{os.getpid()}"
+        try:
+            parent.mkdir(exist_ok=True)
+            (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        except OSError as e:
+            return None, f"cgroup limits off: cannot create {parent} ({e})"
+        return cls(2, {"memory": parent, "pids": parent}), f"cgroup v2 limits under {parent}"
+
+    def create(self, memory_bytes: int, max_tasks: int) -> WorkerCgroup:
+        """A new leaf cgroup (or pair, for v1) with the limits written."""
+        name = f"w{next(_counter)}"
+        dirs = sorted({p / name for p in self.parents.values()})
+        for d in dirs:
+            d.mkdir()
+        cg = WorkerCgroup(self.version, dirs)
+        if self.version == 2:
+            d = dirs[0]
+            (d / "memory.max").write_text(str(memory_bytes))
+            if (d / "memory.swap.max").exists():
+                (d / "memory.swap.max").write_text("0")
+            (d / "pids.max").write_text(str(max_tasks))
+        else:
+            mem = self.parents["memory"] / name
+            (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            (self.parents["pids"] / name / "pids.max").write_text(str(max_tasks))
+        return cg
+
+    def remove(self) -> None:
+        """Remove the parent dirs (when every worker cgroup is gone)."""
+        for p in set(self.parents.values()):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+
+
+@dataclass
+class WorkerCgroup:
+    """The cgroup(s) of one sandbox."""
+
+    version: int
+    dirs: list[Path]
+
+    def add(self, pids: list[int]) -> None:
+        """Move processes in (parents first; all their threads move with them)."""
+        for d in self.dirs:
+            for pid in pids:
+                (d / "cgroup.procs").write_text(str(pid))
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed something here for running out of memory."""
+        for d in self.dirs:
+            for name in ("memory.events", "memory.oom_control"):
+                try:
+                    text = (d / name).read_text()
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and value.strip() not in ("", "0"):
+                        return True
+        return False
+
+    def kill_and_remove(self, wait_s: float = 2.0) -> None:
+        """SIGKILL whatever is left inside, then remove the directories."""
+        deadline = time.monotonic() + wait_s
+        for d in self.dirs:
+            if (d / "cgroup.kill").exists():
+                try:
+                    (d / "cgroup.kill").write_text("1")
+                except OSError:
+                    pass
+            while True:
+                try:
+                    pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
