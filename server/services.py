@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from indexer.embed import Embedder
 from indexer.kb import KnowledgeBase
 from indexer.search import Searcher, Thresholds
 from server.config import Settings
@@ -30,20 +31,29 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, settings: Settings) -> Services:
+    def start(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
         """Load the KB, the model and the index, open the database, start the sandbox pool."""
         from indexer.embed import load_embedder
         from server.store import Store
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         kb = KnowledgeBase.load(settings.kb_dir)
-        embedder = load_embedder(settings.model)
+        embedder = embedder or load_embedder(settings.model)
         searcher = Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings))
         store = Store(settings.db_url)
         store.migrate()
         svc = cls(settings=settings, kb=kb, searcher=searcher, store=store)
+        svc.seed_queue()
         svc.start_sandbox()
         return svc
+
+    def seed_queue(self) -> None:
+        """Entries still waiting for an answer appear in the review queue from the start."""
+        try:
+            from server.review import ensure_seed_items
+        except ImportError:
+            return
+        ensure_seed_items(self.store, self.kb)
 
     def start_sandbox(self) -> None:
         """Start the warm pool; if bubblewrap cannot run, say why and refuse to run code."""

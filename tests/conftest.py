@@ -10,11 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.embed import HashingEmbedder, SentenceTransformerEmbedder
-from indexer.kb import KnowledgeBase
-from indexer.search import Searcher
 from server.app import create_app
 from server.config import Settings
-from server.services import Services, thresholds_from
+from server.services import Services
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -53,33 +51,10 @@ def real_embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
 
 
-def build_services(settings: Settings, embedder: object, sandbox: object = None) -> Services:
-    """Services as lifespan would build them, with the given embedder."""
-    from server.store import Store
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    kb = KnowledgeBase.load(settings.kb_dir)
-    searcher = Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings))  # type: ignore[arg-type]
-    store = Store(settings.db_url)
-    store.migrate()
-    svc = Services(settings=settings, kb=kb, searcher=searcher, store=store)
-    if sandbox is not None:
-        svc.sandbox = sandbox  # type: ignore[assignment]
-    else:
-        svc.sandbox_error = "Demo runs are disabled on this server."
-    try:
-        from server.review import ensure_seed_items
-
-        ensure_seed_items(store, kb)
-    except ImportError:
-        pass
-    return svc
-
-
 @pytest.fixture
 def services(settings: Settings, fake_embedder: HashingEmbedder) -> Iterator[Services]:
     """Services with the fast fake embedder and no sandbox."""
-    svc = build_services(settings, fake_embedder)
+    svc = Services.start(settings, embedder=fake_embedder)
     yield svc
     svc.close()
 

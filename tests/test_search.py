@@ -1,0 +1,71 @@
+"""indexer/search.py: the answer-or-route decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from indexer.embed import HashingEmbedder
+from indexer.kb import KnowledgeBase
+from indexer.search import Searcher, Thresholds
+from tests.test_kb import write
+
+UNANSWERED = """\
+id: {id}
+question: {question}
+alternate_questions:
+  - {alt}
+answer: ""
+tags: []
+status: unanswered
+"""
+
+
+def searcher(tmp_path: Path, **thresholds: float) -> Searcher:
+    kb_dir = tmp_path / "kb"
+    write(kb_dir, "relu", question="Why do we need ReLU nonlinearities?", alt="what is relu for")
+    write(kb_dir, "calendar", question="Where is the course calendar with due dates?",
+          alt="when is homework due")
+    write(kb_dir, "sgd-limits", UNANSWERED, question="What are the limitations of SGD?",
+          alt="sgd drawbacks")
+    return Searcher.open(KnowledgeBase.load(kb_dir), HashingEmbedder(),
+                         thresholds=Thresholds().replace(**thresholds))
+
+
+def test_exact_question_is_answered(tmp_path: Path) -> None:
+    result = searcher(tmp_path).search("Why do we need ReLU nonlinearities?")
+    assert result.answered and result.entry and result.entry.id == "relu"
+    assert result.score > 0.99 and result.margin > 0
+    assert [h.entry_id for h in result.suggestions] != ["relu"]
+
+
+def test_unanswered_entries_are_never_returned(tmp_path: Path) -> None:
+    s = searcher(tmp_path, score=0.0, margin=0.0)
+    result = s.search("What are the limitations of SGD?")
+    assert not result.answered and result.entry is None
+    assert result.pending_entry == "sgd-limits"
+    assert "waiting for an answer" in result.reason
+    assert all(h.entry_id != "sgd-limits" for h in result.hits)
+
+
+def test_low_score_routes(tmp_path: Path) -> None:
+    result = searcher(tmp_path, score=0.9).search("qwertyuiop zxcv")
+    assert not result.answered and result.entry is None
+    assert "below 0.90" in result.reason
+
+
+def test_close_call_routes(tmp_path: Path) -> None:
+    # a margin no pair of entries can clear, and no "confident" shortcut
+    s = searcher(tmp_path, score=0.0, margin=1.5, confident=2.0)
+    result = s.search("why do we need relu")
+    assert not result.answered and "too close to call" in result.reason
+
+
+def test_empty_question(tmp_path: Path) -> None:
+    result = searcher(tmp_path).search("   ")
+    assert not result.answered and result.reason == "the question is empty"
+
+
+def test_thresholds_decide() -> None:
+    t = Thresholds(score=0.5, margin=0.1, confident=0.8)
+    assert t.decide(0.6, 0.2) and not t.decide(0.6, 0.05) and t.decide(0.85, 0.0)
+    assert not t.decide(0.4, 0.5)
