@@ -1,0 +1,226 @@
+"""Demo runs: POST .../demo/run (JSON) and GET .../demo/stream (Server-Sent Events).
+
+Most tests use a small fake runner with the sandbox's interface, for the API's
+shape; the tests marked `sandbox` run the real demos in bubblewrap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.config import Settings
+from server.demo_cache import demo_cache
+from server.sandbox.errors import DeviceUnavailable, SandboxBusy
+from server.sandbox.models import Event, RunResult
+from server.services import Services
+
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+       "rkJggg==")
+RESULT_KEYS = {"status", "exit_code", "stdout", "stderr", "images", "device", "duration_ms"}
+
+
+class FakeRunner:
+    """The sandbox runner's interface, answering from a script instead of running code."""
+
+    def __init__(self, *, cuda: bool = False, status: str = "ok", busy: bool = False,
+                 delay_s: float = 0.0):
+        self.cuda_available = cuda
+        self.status, self.busy, self.delay_s = status, busy, delay_s
+        self.calls: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def _device(self, device: str) -> str:
+        if self.busy:
+            raise SandboxBusy("all runners busy", retry_after=7)
+        if device == "cuda" and not self.cuda_available:
+            raise DeviceUnavailable("This server has no CUDA GPU: run the demo on the CPU.")
+        return "cuda" if device == "cuda" or (device == "auto" and self.cuda_available) else "cpu"
+
+    def _result(self, device: str) -> RunResult:
+        failed = self.status != "ok"
+        return RunResult(status=self.status, exit_code=1 if failed else 0,  # type: ignore[arg-type]
+                         stdout="step 1\nstep 2\n",
+                         stderr="Traceback (most recent call last):\nValueError: boom\n"
+                         if failed else "",
+                         images=[{"mime": "image/png", "data_base64": PNG}],
+                         device=device, duration_ms=12)  # type: ignore[arg-type]
+
+    def run(self, code: str, device: str = "auto", limits: Any = None) -> RunResult:
+        with self._lock:
+            self.calls.append((code, device))
+        ran_on = self._device(device)
+        if self.delay_s:
+            threading.Event().wait(self.delay_s)
+        return self._result(ran_on)
+
+    async def astream(self, code: str, device: str = "auto") -> AsyncIterator[Event]:
+        self.calls.append((code, device))
+        ran_on = self._device(device)
+        result = self._result(ran_on)
+        yield Event("stdout", "step 1\n")
+        await asyncio.sleep(0)
+        yield Event("image", {"mime": "image/png", "data_base64": PNG})
+        yield Event("stdout", "step 2\n")
+        if result.stderr:
+            yield Event("stderr", result.stderr)
+        yield Event("done", result.to_dict())
+
+
+def sse_events(text: str) -> list[tuple[str, Any]]:
+    """Parse a text/event-stream body into (event, JSON data) pairs."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+@pytest.fixture
+def runner() -> FakeRunner:
+    return FakeRunner()
+
+
+@pytest.fixture
+def demo_client(settings: Settings, services: Services, runner: FakeRunner) -> Iterator[TestClient]:
+    services.sandbox = runner  # type: ignore[assignment]
+    with TestClient(create_app(settings, services=services)) as c:
+        yield c
+
+
+RUN = "/api/entries/why-nonlinearities/demo/run"
+STREAM = "/api/entries/why-nonlinearities/demo/stream"
+
+
+def test_run_returns_the_result(demo_client: TestClient, runner: FakeRunner,
+                                services: Services) -> None:
+    r = demo_client.post(RUN, json={"device": "cpu"})
+    assert r.status_code == 200
+    body = r.json()
+    assert RESULT_KEYS <= set(body)
+    assert body["status"] == "ok" and body["device"] == "cpu" and body["stdout"] == "step 1\nstep 2\n"
+    assert body["images"] == [{"mime": "image/png", "data_base64": PNG}]
+    code, device = runner.calls[0]
+    demo = services.kb.demo_path(services.kb.get("why-nonlinearities"))
+    assert demo is not None and code == demo.read_text() and device == "cpu"
+
+
+def test_run_without_body_means_auto(demo_client: TestClient, runner: FakeRunner) -> None:
+    assert demo_client.post(RUN).status_code == 200
+    assert runner.calls[0][1] == "auto"
+
+
+def test_a_successful_run_becomes_the_entrys_last_run(demo_client: TestClient) -> None:
+    assert demo_client.get("/api/entries/why-nonlinearities").json()["demo"]["last_run"] is None
+    demo_client.post(RUN, json={})
+    last = demo_client.get("/api/entries/why-nonlinearities").json()["demo"]["last_run"]
+    assert last["status"] == "ok" and last["stdout"] == "step 1\nstep 2\n"
+
+
+def test_run_is_always_live(demo_client: TestClient, runner: FakeRunner) -> None:
+    demo_client.post(RUN, json={})
+    demo_client.post(RUN, json={})
+    assert len(runner.calls) == 2
+
+
+@pytest.mark.parametrize("runner", [FakeRunner(status="error")])
+def test_failed_runs_are_returned_but_not_cached(demo_client: TestClient,
+                                                 services: Services) -> None:
+    body = demo_client.post(RUN, json={}).json()
+    assert services.store.summary()["demo_failures"] == 1
+    assert body["status"] == "error" and "ValueError: boom" in body["stderr"]
+    assert demo_client.get("/api/entries/why-nonlinearities").json()["demo"]["last_run"] is None
+
+
+def test_runs_are_logged(demo_client: TestClient, services: Services) -> None:
+    demo_client.post(RUN, json={})
+    demo_client.get(STREAM)
+    assert services.store.summary()["demo_runs"] == 2
+
+
+def test_stream_sends_lines_images_and_done(demo_client: TestClient) -> None:
+    r = demo_client.get(STREAM)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(r.text)
+    assert [e for e, _ in events] == ["stdout", "image", "stdout", "done"]
+    assert events[0][1] == {"text": "step 1\n"}
+    assert events[1][1] == {"mime": "image/png", "data_base64": PNG}
+    done = events[-1][1]
+    assert done["status"] == "ok" and done["duration_ms"] == 12 and done["device"] == "cpu"
+    assert "stdout" not in done  # the lines came as events already
+
+
+def test_stream_passes_the_device_and_caches(demo_client: TestClient, runner: FakeRunner,
+                                             services: Services) -> None:
+    demo_client.get(STREAM, params={"device": "cpu"})
+    assert runner.calls[0][1] == "cpu"
+    last = demo_client.get("/api/entries/why-nonlinearities").json()["demo"]["last_run"]
+    assert last["stdout"] == "step 1\nstep 2\n" and last["images"][0]["data_base64"] == PNG
+
+
+@pytest.mark.parametrize("runner", [FakeRunner(status="error")])
+def test_stream_shows_the_traceback(demo_client: TestClient) -> None:
+    events = sse_events(demo_client.get(STREAM).text)
+    assert ("stderr", {"text": "Traceback (most recent call last):\nValueError: boom\n"}) in events
+    assert events[-1][1]["status"] == "error" and events[-1][1]["exit_code"] == 1
+
+
+@pytest.mark.parametrize("runner", [FakeRunner(cuda=True)])
+def test_auto_uses_the_gpu_when_present(demo_client: TestClient) -> None:
+    entry = demo_client.get("/api/entries/why-nonlinearities").json()
+    assert entry["demo"]["device"] == "cuda"
+    assert demo_client.post(RUN, json={"device": "auto"}).json()["device"] == "cuda"
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(demo_client: TestClient) -> None:
+    for r in (demo_client.post(RUN, json={"device": "cuda"}),
+              demo_client.get(STREAM, params={"device": "cuda"})):
+        assert r.status_code == 422
+        assert r.json()["error"] == {"code": "device_unavailable", "message":
+                                     "This server has no CUDA GPU: run the demo on the CPU."}
+
+
+@pytest.mark.parametrize("runner", [FakeRunner(busy=True)])
+def test_busy_pool_is_503_with_retry_after(demo_client: TestClient) -> None:
+    for r in (demo_client.post(RUN, json={}), demo_client.get(STREAM)):
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "7"
+        assert r.json()["error"]["code"] == "unavailable"
+
+
+def test_many_simultaneous_runs_never_crash(demo_client: TestClient, runner: FakeRunner) -> None:
+    runner.delay_s = 0.05
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda _: demo_client.post(RUN, json={}).status_code, range(32)))
+    assert set(codes) <= {200, 503}
+
+
+def test_entry_without_demo_is_404(demo_client: TestClient) -> None:
+    for r in (demo_client.post("/api/entries/ai-bias-accountability/demo/run", json={}),
+              demo_client.get("/api/entries/ai-bias-accountability/demo/stream")):
+        assert r.status_code == 404
+        assert "has no demo" in r.json()["error"]["message"]
+
+
+def test_no_sandbox_is_503_with_the_reason(client: TestClient) -> None:
+    r = client.post(RUN, json={})
+    assert r.status_code == 503
+    assert "disabled" in r.json()["error"]["message"]
+
+
+def test_the_cache_is_keyed_by_device(demo_client: TestClient, services: Services) -> None:
+    demo_client.post(RUN, json={"device": "cpu"})
+    path = services.kb.demo_path(services.kb.get("why-nonlinearities"))
+    assert path is not None
+    cache = demo_cache(services)
+    code_hash = cache.code_hash(path) or ""
+    assert cache.get(code_hash, "cpu") is not None and cache.get(code_hash, "cuda") is None
