@@ -54,20 +54,13 @@ class FakeRunner:
                          images=[{"mime": "image/png", "data_base64": PNG}],
                          device=device, duration_ms=12)  # type: ignore[arg-type]
 
-    def run(self, code: str, device: str = "auto", limits: Any = None) -> RunResult:
+    async def astream(self, code: str, device: str = "auto") -> AsyncIterator[Event]:
         with self._lock:
             self.calls.append((code, device))
         ran_on = self._device(device)
-        if self.delay_s:
-            threading.Event().wait(self.delay_s)
-        return self._result(ran_on)
-
-    async def astream(self, code: str, device: str = "auto") -> AsyncIterator[Event]:
-        self.calls.append((code, device))
-        ran_on = self._device(device)
         result = self._result(ran_on)
         yield Event("stdout", "step 1\n")
-        await asyncio.sleep(0)
+        await asyncio.sleep(self.delay_s)
         yield Event("image", {"mime": "image/png", "data_base64": PNG})
         yield Event("stdout", "step 2\n")
         if result.stderr:
@@ -106,7 +99,8 @@ def test_run_returns_the_result(demo_client: TestClient, runner: FakeRunner,
     assert r.status_code == 200
     body = r.json()
     assert RESULT_KEYS <= set(body)
-    assert body["status"] == "ok" and body["device"] == "cpu" and body["stdout"] == "step 1\nstep 2\n"
+    assert body["status"] == "ok" and body["device"] == "cpu"
+    assert body["stdout"] == "step 1\nstep 2\n"
     assert body["images"] == [{"mime": "image/png", "data_base64": PNG}]
     code, device = runner.calls[0]
     demo = services.kb.demo_path(services.kb.get("why-nonlinearities"))

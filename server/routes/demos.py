@@ -1,8 +1,13 @@
-"""Demo runs: one JSON result, or a Server-Sent Events stream of output as it is produced."""
+"""Demo runs: one JSON result, or a Server-Sent Events stream of output as it is produced.
+
+Both use the runner's async event stream, whose run happens on a thread of its
+own, so demos waiting for a free sandbox never hold up the server's threadpool.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -17,8 +22,10 @@ from server.deps import ServicesDep
 from server.errors import AppError, NotFound, ServiceUnavailable, Unprocessable
 from server.ratelimit import DemoRateLimit
 from server.routes.entries import published_entry
+from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxError, SandboxUnavailable
 from server.services import Services
 
+log = logging.getLogger("askta")
 router = APIRouter(tags=["demos"])
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -35,32 +42,63 @@ class DeviceUnavailableError(Unprocessable):
     code = "device_unavailable"
 
 
-def _demo(services: Services, entry_id: str) -> tuple[str, str, Any]:
-    """(code, content hash, runner) for an entry's demo, or the error a client should see."""
-    entry = published_entry(services, entry_id)
-    path = services.kb.demo_path(entry)
-    if path is None:
-        raise NotFound(f"Entry {entry_id!r} has no demo.")
-    if services.sandbox is None:
-        raise ServiceUnavailable(services.sandbox_error or "Demo runs are not available on this "
-                                 "server.")
-    try:
-        code = path.read_text(encoding="utf-8")
-    except OSError:
-        raise NotFound(f"The demo of {entry_id!r} is missing on the server.") from None
-    code_hash = demo_cache(services).code_hash(path) or ""
-    return code, code_hash, services.sandbox
+class _Run:
+    """One demo run: the code, where its result is cached, and the runner's event stream."""
+
+    def __init__(self, services: Services, entry_id: str, device: str):
+        entry = published_entry(services, entry_id)
+        path = services.kb.demo_path(entry)
+        if path is None:
+            raise NotFound(f"Entry {entry_id!r} has no demo.")
+        if services.sandbox is None:
+            raise ServiceUnavailable(services.sandbox_error
+                                     or "Demo runs are not available on this server.")
+        try:
+            self.code = path.read_text(encoding="utf-8")
+        except OSError:
+            raise NotFound(f"The demo of {entry_id!r} is missing on the server.") from None
+        self.services, self.entry_id, self.device = services, entry_id, device
+        self.code_hash = demo_cache(services).code_hash(path) or ""
+        self.runner = services.sandbox
+        self.events: AsyncIterator[Any] | None = None
+
+    async def start(self) -> Any:
+        """Start the run and wait for its first event; refusals become API errors."""
+        try:
+            with _sandbox_errors():
+                self.events = self.runner.astream(self.code, self.device)
+                return await anext(self.events, None)
+        except AppError:
+            await self.close()
+            raise
+
+    async def next(self) -> Any:
+        """The next event, or None at the end."""
+        assert self.events is not None
+        return await anext(self.events, None)
+
+    async def close(self) -> None:
+        """Close the runner's stream, which stops the run if it is still going."""
+        aclose = getattr(self.events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def remember(self, result: dict[str, Any]) -> None:
+        """Cache a successful result for the entry's page and log the run for the stats."""
+        ran_on = str(result.get("device") or self.device)
+        demo_cache(self.services).put(self.code_hash, ran_on, result)
+        await run_in_threadpool(self.services.store.record_demo_run, self.entry_id,
+                                str(result.get("status")), device=ran_on,
+                                duration_ms=int(result.get("duration_ms") or 0))
 
 
 @contextmanager
 def _sandbox_errors() -> Iterator[None]:
     """Translate the runner's refusals into API errors (503 with Retry-After, 422)."""
-    from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxUnavailable
-
     try:
         yield
     except SandboxBusy as e:
-        retry = max(1, int(getattr(e, "retry_after", None) or BUSY_RETRY_AFTER_S))
+        retry = max(1, round(getattr(e, "retry_after", None) or BUSY_RETRY_AFTER_S))
         raise ServiceUnavailable(f"Every demo runner is busy and the queue is full: try again "
                                  f"in {retry} s.", headers={"Retry-After": str(retry)}) from None
     except DeviceUnavailable as e:
@@ -69,103 +107,88 @@ def _sandbox_errors() -> Iterator[None]:
         raise ServiceUnavailable(f"Demo runs are not available: {e}") from None
 
 
-def _result_dict(result: Any) -> dict[str, Any]:
-    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+def _payload(kind: str, data: Any) -> Any:
+    """The JSON data of one event: {"text"} for output lines, the result fields for done."""
+    if kind in ("stdout", "stderr"):
+        return {"text": data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")}
+    return data.to_dict() if hasattr(data, "to_dict") else data
+
+
+def _failed(device: str, message: str) -> dict[str, Any]:
+    """The result of a run the sandbox itself lost (the reason goes to stderr)."""
+    return {"status": "error", "exit_code": None, "stdout": "", "stderr": message + "\n",
+            "images": [], "device": device if device != "auto" else "cpu", "duration_ms": 0}
 
 
 @router.post("/api/entries/{entry_id}/demo/run")
 async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                    body: DemoRunRequest | None = None) -> dict[str, Any]:
     """Run the entry's demo live in the sandbox and return everything it produced."""
-    code, code_hash, runner = _demo(services, entry_id)
-    device = (body or DemoRunRequest()).device
-    with _sandbox_errors():
-        result = _result_dict(await run_in_threadpool(runner.run, code, device))
-    await _remember(services, entry_id, code_hash, device, result)
+    run = _Run(services, entry_id, (body or DemoRunRequest()).device)
+    event = await run.start()
+    result: dict[str, Any] | None = None
+    try:
+        while event is not None:
+            if event.kind == "done":
+                result = dict(_payload("done", event.data))
+            event = await run.next()
+    except SandboxError as e:
+        log.error("demo %s: %s", entry_id, e)
+        result = _failed(run.device, f"The sandbox failed during the run: {e}")
+    finally:
+        await run.close()
+    if result is None:
+        result = _failed(run.device, "The sandbox ended the run without a result.")
+    await run.remember(result)
     return result
-
-
-async def _remember(services: Services, entry_id: str, code_hash: str, device: str,
-                    result: dict[str, Any]) -> None:
-    """Cache a successful result for the entry's page and log the run for the stats."""
-    ran_on = str(result.get("device") or device)
-    demo_cache(services).put(code_hash, ran_on, result)
-    await run_in_threadpool(services.store.record_demo_run, entry_id, str(result.get("status")),
-                            device=ran_on, duration_ms=int(result.get("duration_ms") or 0))
 
 
 def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def _event_data(kind: str, data: Any) -> Any:
-    """The JSON payload of one event: {"text"} for output lines, the result fields for done."""
-    if kind in ("stdout", "stderr"):
-        return {"text": data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")}
-    if hasattr(data, "to_dict"):
-        return data.to_dict()
-    return data
-
-
-async def _events(first: Any, events: AsyncIterator[Any], services: Services, entry_id: str,
-                  code_hash: str, device: str) -> AsyncIterator[str]:
-    """Relay the runner's events as SSE; remember the run if it succeeds."""
-    stdout: list[str] = []
-    stderr: list[str] = []
-    images: list[Any] = []
-    event: Any = first
-    try:
-        while event is not None:
-            payload = _event_data(event.kind, event.data)
-            if event.kind == "stdout":
-                stdout.append(payload["text"])
-            elif event.kind == "stderr":
-                stderr.append(payload["text"])
-            elif event.kind == "image":
-                images.append(payload)
-            elif event.kind == "done":
-                done = dict(payload)
-                yield _sse("done", {k: v for k, v in done.items()
-                                    if k not in ("stdout", "stderr", "images")})
-                result = {**done, "stdout": done.get("stdout") or _join(stdout),
-                          "stderr": done.get("stderr") or _join(stderr),
-                          "images": done.get("images") or images}
-                await _remember(services, entry_id, code_hash, device, result)
-                return
-            yield _sse(event.kind, payload)
-            event = await anext(events, None)
-    finally:
-        await _close(events)
-
-
-async def _close(events: AsyncIterator[Any] | None) -> None:
-    """Close the runner's stream (which stops the run if it is still going)."""
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 def _join(lines: list[str]) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+async def _relay(run: _Run, first: Any) -> AsyncIterator[str]:
+    """Relay the runner's events as SSE; remember the run when it is done."""
+    out: dict[str, list[Any]] = {"stdout": [], "stderr": [], "image": []}
+    event = first
+    try:
+        while event is not None:
+            payload = _payload(event.kind, event.data)
+            if event.kind == "done":
+                yield _sse("done", {k: v for k, v in payload.items()
+                                    if k not in ("stdout", "stderr", "images")})
+                await run.remember({**payload,
+                                    "stdout": payload.get("stdout") or _join(out["stdout"]),
+                                    "stderr": payload.get("stderr") or _join(out["stderr"]),
+                                    "images": payload.get("images") or out["image"]})
+                return
+            out[event.kind].append(payload["text"] if event.kind != "image" else payload)
+            yield _sse(event.kind, payload)
+            event = await run.next()
+        failed = _failed(run.device, "The sandbox ended the run without a result.")
+    except SandboxError as e:
+        log.error("demo %s: %s", run.entry_id, e)
+        failed = _failed(run.device, f"The sandbox failed during the run: {e}")
+    finally:
+        await run.close()
+    yield _sse("stderr", {"text": failed["stderr"]})
+    yield _sse("done", {k: v for k, v in failed.items() if k not in ("stdout", "stderr", "images")})
+    await run.remember(failed)
 
 
 @router.get("/api/entries/{entry_id}/demo/stream")
 async def stream_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                       device: Device = Query("auto")) -> StreamingResponse:
     """Run the entry's demo and stream `stdout`, `stderr`, `image` and `done` events."""
-    code, code_hash, runner = _demo(services, entry_id)
+    run = _Run(services, entry_id, device)
     # wait for the first event before answering, so a refusal is a proper error response
-    events: AsyncIterator[Any] | None = None
-    try:
-        with _sandbox_errors():
-            events = runner.astream(code, device)
-            first = await anext(events, None)
-    except AppError:
-        await _close(events)
-        raise
-    assert events is not None
+    first = await run.start()
     return StreamingResponse(
-        _events(first, events, services, entry_id, code_hash, device),
+        _relay(run, first),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
