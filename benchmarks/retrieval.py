@@ -1,0 +1,122 @@
+"""Retrieval speed: one search at the bundled KB and at 10k / 100k synthetic entries.
+
+Prints p50/p99 of one full search (encode + FAISS + decision), the bare encode
+of one query beside it, index build time per 1k entries, and memory.
+Run: .venv/bin/python benchmarks/retrieval.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
+from indexer.index import Row  # noqa: E402
+from indexer.kb import KnowledgeBase  # noqa: E402
+from indexer.schema import Entry  # noqa: E402
+from indexer.search import Searcher  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+QUERIES = [
+    "why do we need relu", "is the gradient zero at the end of training",
+    "how big is the weight matrix of nn.Linear", "when is the homework due",
+    "what is the capital of italy", "how do I pad sequences of different length",
+    "why not use more layers", "can a tensor share memory with numpy",
+]
+TEXTS_PER_ENTRY = 6  # question + 4 alternates + answer, like the bundled entries
+
+
+def pct(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples) * 1000, q))
+
+
+def time_calls(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic(searcher: Searcher, n_entries: int, rng: np.random.Generator) -> None:
+    """Add n synthetic entries with random unit vectors (the search cost does not care)."""
+    kb = searcher.kb
+    dim = searcher.embedder.dimension
+    for i in range(n_entries):
+        entry_id = f"synthetic-{i}"
+        kb.entries[entry_id] = Entry(id=entry_id, question=f"Synthetic question {i}?", answer="x")
+        vectors = rng.standard_normal((TEXTS_PER_ENTRY, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        rows = [Row(entry_id, "question", "")] * TEXTS_PER_ENTRY
+        searcher.index.add(entry_id, rows, vectors)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, no 100k")
+    parser.add_argument("-n", type=int, default=200, help="searches per measurement")
+    args = parser.parse_args()
+    n = 50 if args.quick else args.n
+
+    t = time.perf_counter()
+    embedder = SentenceTransformerEmbedder()
+    load_s = time.perf_counter() - t
+    embedder.embed(["warm up"])
+    encode = time_calls(lambda i: embedder.embed([QUERIES[i % len(QUERIES)]]), n)
+
+    kb = KnowledgeBase.load(REPO / "kb")
+    kb_size = len(kb)
+    t = time.perf_counter()
+    searcher = Searcher.open(kb, embedder, None)
+    bundled_build = time.perf_counter() - t
+
+    rows = [("bare encode of one query", encode, len(searcher.index))]
+    rows.append(("search, bundled KB", time_calls(lambda i: searcher.search(QUERIES[i % 8]), n),
+                 len(searcher.index)))
+    rng = np.random.default_rng(0)
+    sizes = [10_000] if args.quick else [10_000, 100_000]
+    added = 0
+    for size in sizes:
+        synthetic(searcher, size - added, rng)
+        added = size
+        rows.append((f"search, {size // 1000}k entries",
+                     time_calls(lambda i: searcher.search(QUERIES[i % 8]), n), len(searcher.index)))
+
+    # Build time with the real model: 1k synthetic entries of 6 short texts each.
+    build_kb = KnowledgeBase(REPO / "kb", REPO)
+    words = "gradient layer tensor loss batch weight bias relu model data train epoch".split()
+    for i in range(1000):
+        alts = [" ".join(rng.choice(words, 6)) + f" {i} {j}?" for j in range(4)]
+        build_kb.entries[f"e-{i}"] = Entry(id=f"e-{i}", question=alts[0] + " q", answer=" ".join(
+            rng.choice(words, 40)), alternate_questions=alts)
+    t = time.perf_counter()
+    Searcher.open(build_kb, embedder, None)
+    build_1k = time.perf_counter() - t
+
+    print(f"model load {load_s:.2f} s; bundled KB ({kb_size} entries) indexed in {bundled_build:.2f} s")
+    print(f"{'measurement':<28}{'vectors':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for label, samples, vectors in rows:
+        print(f"{label:<28}{vectors:>10}{pct(samples, 50):>10.2f}{pct(samples, 99):>10.2f}")
+    base = statistics.median(encode)
+    for label, samples, _ in rows[1:]:
+        print(f"  {label}: median search / median encode = {statistics.median(samples) / base:.2f}x")
+    print(f"index build with the real model: {build_1k:.1f} s per 1k entries "
+          f"({1000 * TEXTS_PER_ENTRY} texts)")
+    print(f"peak RSS: {rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""server/cli.py: the commands an instructor types, their output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from server.cli import cli
+
+
+@pytest.fixture
+def run(kb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ASKTA_MODEL", "hashing")
+    monkeypatch.setenv("ASKTA_KB_DIR", str(kb_dir))
+    monkeypatch.setenv("ASKTA_DATA_DIR", str(tmp_path / "data"))
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_help_has_an_example(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("--help")
+    assert result.exit_code == 0 and "Example:" in result.output
+    for command in ("serve", "index", "ask", "eval", "check", "schema"):
+        assert command in result.output
+
+
+def test_check_ok_and_broken(run, kb_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("check")
+    assert result.exit_code == 0 and result.output.startswith("ok, 19 entries (17 published)")
+    (kb_dir / "why-nonlinearities.yaml").write_text("id: why-nonlinearities\nquestion: [oops\n")
+    result = run("check")
+    assert result.exit_code == 3
+    assert "kb/why-nonlinearities.yaml: line 3: is not valid YAML" in result.output
+
+
+def test_index_then_ask(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("index", "--json")
+    assert result.exit_code == 0
+    stats = json.loads(result.output)
+    assert stats["entries"] == 19 and stats["added"] == 19
+    again = json.loads(run("index", "--json").output)
+    assert again["added"] == again["changed"] == 0
+    result = run("ask", "Why do we need ReLUs or other nonlinearities?", "--json")
+    body = json.loads(result.output)
+    assert body["answered"] and body["entry"]["id"] == "why-nonlinearities"
+    result = run("ask", "qwertyuiop")
+    assert "Not answered yet" in result.output and "Why:" in result.output
+
+
+def test_eval_json(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "q.yaml"
+    f.write_text('- {q: "Why do we need ReLUs or other nonlinearities?", expect: why-nonlinearities}\n'
+                 '- {q: "What are limitations of SGD?", expect: null}\n')
+    result = run("eval", str(f), "--json", "--calibrate")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["total"] == 2 and report["top1"] == 1.0 and report["overall"] == 1.0
+    assert "calibration" in report and report["thresholds"]["score"] > 0
+
+
+def test_schema(run) -> None:  # type: ignore[no-untyped-def]
+    schema = json.loads(run("schema").output)
+    assert "alternate_questions" in schema["properties"]
+
+
+def test_bad_setting_is_a_usage_error(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ASKTA_CHAT_RATE_LIMIT", "lots")
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 2 and "30/minute" in result.output
