@@ -117,3 +117,34 @@ def test_draft_entries_are_not_indexed(tmp_path: Path) -> None:
     kb.entries["entry-0"] = draft
     searcher.upsert(draft)
     assert "entry-0" not in searcher.index.entry_ids
+
+
+def test_batching_embedder_groups_concurrent_questions() -> None:
+    import threading
+
+    from indexer.embed import BatchingEmbedder
+
+    class Slow(CountingEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[int] = []
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            self.batches.append(len(texts))
+            threading.Event().wait(0.05)
+            return super().embed(texts)
+
+    inner = Slow()
+    batching = BatchingEmbedder(inner)
+    texts = [f"question {i}" for i in range(16)]
+    out: dict[int, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, batching.embed([texts[i]])))
+               for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(out) == 16
+    for i in range(16):  # every caller got its own vector back
+        assert np.allclose(out[i][0], HashingEmbedder(64).embed([texts[i]])[0])
+    assert len(inner.batches) < 16 and sum(inner.batches) == 16
