@@ -208,15 +208,19 @@ class Store:
                     .order_by(ReviewItem.created_at, ReviewItem.id))
             return list(s.scalars(stmt))
 
-    def set_grouping(self, updates: dict[str, tuple[str | None, bytes | None]]) -> None:
-        """Save group keys and embeddings: {review_id: (group_key, embedding)}."""
+    def update_review_items(self, updates: dict[str, dict[str, Any]]) -> None:
+        """Save computed fields of open items: {review_id: {field: value}}.
+
+        The fields are group_key, embedding and suggestions.
+        """
+        allowed = {"group_key", "embedding", "suggestions"}
         if not updates:
             return
         with self.writing() as s:
-            for review_id, (group_key, embedding) in updates.items():
-                values: dict[str, Any] = {"group_key": group_key}
-                if embedding is not None:
-                    values["embedding"] = embedding
+            for review_id, values in updates.items():
+                if not set(values) <= allowed:
+                    raise ValueError(f"only {sorted(allowed)} can be updated")
+                values = {k: _plain(v) if k == "suggestions" else v for k, v in values.items()}
                 s.execute(update(ReviewItem).where(ReviewItem.id == review_id).values(**values))
 
     def resolve(self, review_ids: Sequence[str], *, status: str, by: str,
