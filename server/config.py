@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         description="NVIDIA driver libraries bound read-only into GPU sandboxes, if present.",
     )
 
+    # --- review and auth -----------------------------------------------------------------
+    review_group_threshold: float = Field(
+        0.75, ge=0.0, le=1.0,
+        description="Cosine similarity at which two queued questions count as one group.",
+    )
+    session_max_age_s: int = Field(
+        12 * 3600, ge=60, description="How long a TA or instructor stays logged in."
+    )
+    secure_cookies: bool = Field(
+        False, description="Send the login cookie over HTTPS only (set behind a TLS proxy)."
+    )
+
     @field_validator("chat_rate_limit", "demo_rate_limit")
     @classmethod
     def _rate(cls, v: str) -> str:

@@ -173,9 +173,13 @@ def test_resolve_closes_only_open_items_and_audits(store: Store) -> None:
 def test_grouping_is_saved(store: Store) -> None:
     a = store.open_review_item(None, "a", reason="unanswered", suggestions=[])
     b = store.open_review_item(None, "b", reason="unanswered", suggestions=[])
-    store.set_grouping({a: (a, b"\x01"), b: (a, None)})
+    store.update_review_items({a: {"group_key": a, "embedding": b"\x01"},
+                               b: {"group_key": a, "suggestions": SUGGESTIONS}})
     assert {i.id for i in store.items_in_group(a)} == {a, b}
     assert store.review_item(a).embedding == b"\x01"
+    assert store.review_item(b).suggestions == SUGGESTIONS
+    with pytest.raises(ValueError):
+        store.update_review_items({a: {"status": "linked"}})
 
 
 def test_seed_items(store: Store) -> None:

@@ -14,6 +14,8 @@ ROUTE_MODULES = [
     "server.routes.demos",
     "server.routes.feedback",
     "server.routes.pages",
+    "server.routes.review",
+    "server.routes.admin",
 ]
 
 
