@@ -38,6 +38,9 @@ class FakeRunner:
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        pass
+
     def _device(self, device: str) -> str:
         if self.busy:
             raise SandboxBusy("all runners busy", retry_after=7)

@@ -29,6 +29,9 @@ class RefusingRunner:
     def __init__(self, error: Exception):
         self.error = error
 
+    def close(self) -> None:
+        pass
+
     async def astream(self, code: str, device: str = "auto") -> AsyncIterator[Any]:
         raise self.error
         yield  # an async generator, like the real runner's

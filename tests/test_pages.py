@@ -44,6 +44,9 @@ def kb_dir(kb_dir: Path) -> Path:
 class GpuRunner:
     cuda_available = True
 
+    def close(self) -> None:
+        pass
+
 
 def test_chat_page(client: TestClient) -> None:
     r = client.get("/")
