@@ -1,0 +1,206 @@
+"""The pages in a real browser: headless Debian Chromium driven by Playwright.
+
+One live server on 127.0.0.1 (a free port) serves a private copy of the KB with
+the real embedding model and the real sandbox. A failing test leaves a
+screenshot in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from indexer.embed import SentenceTransformerEmbedder
+from server.app import create_app
+from server.config import Settings
+from server.services import Services
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+HOSTILE = "<script>window.__pwned = 1</script>"
+HOSTILE_ENTRY = f"""\
+id: hostile-entry
+question: "Is {HOSTILE} dangerous in an entry?"
+answer: |
+  Text {HOSTILE} and <img src=x onerror="window.__pwned = 2">
+  and [a link](javascript:window.__pwned=3).
+
+  <svg onload="window.__pwned = 4"></svg>
+tags: [security]
+status: published
+"""
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory,
+                real_embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
+    """The app served by uvicorn in a thread, on a free loopback port."""
+    root = tmp_path_factory.mktemp("live")
+    shutil.copytree(REPO / "kb", root / "kb")
+    shutil.copytree(REPO / "demos", root / "demos")
+    (root / "kb" / "hostile-entry.yaml").write_text(HOSTILE_ENTRY)
+    settings = Settings(kb_dir=root / "kb", data_dir=root / "data", chat_rate_limit="off",
+                        demo_rate_limit="off", sandbox_pool_size=1, sandbox_gpu_pool_size=1,
+                        secret_key="browser-tests")
+    services = Services.start(settings, embedder=real_embedder)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, services=services),
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}", services
+    server.should_exit = True
+    thread.join(10)
+    services.close()
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: tuple[str, Services],
+         request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page; JavaScript errors fail the test; a screenshot is kept when it fails."""
+    context = browser.new_context(base_url=live_server[0])
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    failed_before = request.session.testsfailed
+    yield pg
+    if request.session.testsfailed > failed_before:
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def ask(page: Page, question: str) -> None:
+    page.goto("/")
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+
+
+def test_a_seed_question_gets_its_answer(page: Page) -> None:
+    p = page
+    ask(p, "What happens if I remove the activation functions?")
+    title = p.locator(".msg-bot .answer-title a")
+    title.wait_for()
+    assert title.inner_text() == "Why do we need ReLUs or other nonlinearities?"
+    assert title.get_attribute("href") == "/entries/why-nonlinearities"
+    assert p.locator(".msg-user .msg-text").inner_text() == (
+        "What happens if I remove the activation functions?")
+    assert p.locator(".msg-bot .answer .katex").count() > 0
+    assert p.locator(".msg-bot .answer pre.highlight").count() == 1
+    p.get_by_role("button", name="Helpful", exact=True).click()
+    status = p.locator(".feedback-status")
+    expect(status).to_have_text("Thanks for letting us know!")
+    p.reload()
+    expect(p.locator(".msg-bot .answer-title a")).to_have_count(1)
+
+
+def test_an_off_topic_question_gets_the_honest_reply(page: Page) -> None:
+    p = page
+    ask(p, "Which pizza place near campus delivers the latest at night?")
+    card = p.locator(".msg-bot .answer-card.unanswered")
+    card.wait_for()
+    assert "sent to the TAs" in card.inner_text()
+    assert p.locator(".msg-bot .answer-title a").count() == 0
+
+
+def test_run_streams_output_and_a_plot(page: Page, live_server: tuple[str, Services]) -> None:
+    services = live_server[1]
+    if services.sandbox is None:
+        pytest.skip(f"no sandbox here: {services.sandbox_error}")
+    p = page
+    p.goto("/entries/why-nonlinearities")
+    p.get_by_role("button", name="Run").click()
+    status = p.locator("#demo-status")
+    expect(status).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    assert status.inner_text().startswith("Done in ")
+    # each line arrived as its own event and was appended as it came
+    nodes = p.evaluate("document.getElementById('demo-stdout').childNodes.length")
+    assert nodes >= 2
+    assert p.locator("#demo-stdout").inner_text().strip()
+    img = p.locator("#demo-images img").first
+    img.wait_for()
+    assert p.evaluate("document.querySelector('#demo-images img').naturalWidth") > 100
+    # the next visit shows the cached output at once
+    p.reload()
+    assert p.locator("#demo-status").get_attribute("data-state") == "cached"
+    assert p.locator("#demo-images img").count() >= 1
+
+
+def test_script_in_an_entry_or_a_question_never_runs(page: Page) -> None:
+    p = page
+    p.goto("/entries/hostile-entry")
+    heading = p.locator("#entry-title")
+    assert HOSTILE in heading.inner_text()
+    assert HOSTILE in p.locator("#answer").inner_text()
+    ask(p, f"Is {HOSTILE} dangerous in an entry? <img src=x onerror='window.__pwned = 5'>")
+    p.locator(".msg-bot").wait_for()
+    assert HOSTILE in p.locator(".msg-user .msg-text").inner_text()
+    p.wait_for_timeout(300)
+    assert p.evaluate("typeof window.__pwned") == "undefined"
+
+
+def test_entries_filter_as_you_type(page: Page) -> None:
+    p = page
+    p.goto("/entries")
+    items = p.locator("#entry-list .entry-item:visible")
+    total = items.count()
+    p.fill("#filter-q", "relu")
+    assert 0 < items.count() < total
+    p.select_option("#filter-tag", "ethics")
+    p.fill("#filter-q", "")
+    assert "ai-bias-accountability" in p.locator(
+        "#entry-list .entry-item:visible a.entry-link").first.get_attribute("href")
+
+
+def test_works_on_a_phone_and_by_keyboard(browser: Browser,
+                                          live_server: tuple[str, Services]) -> None:
+    context = browser.new_context(base_url=live_server[0],
+                                  viewport={"width": 375, "height": 740})
+    p = context.new_page()
+    try:
+        for path in ("/", "/entries", "/entries/why-nonlinearities"):
+            p.goto(path)
+            assert p.evaluate("document.documentElement.scrollWidth") <= 375, path
+        p.goto("/")
+        p.keyboard.press("Tab")
+        assert p.evaluate("document.activeElement.className") == "skip-link"
+        p.focus("#question")
+        p.keyboard.type("why relu")
+        p.keyboard.press("Enter")
+        p.locator(".msg-bot").wait_for()
+    finally:
+        context.close()
