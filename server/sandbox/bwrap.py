@@ -6,6 +6,7 @@ import glob
 import os
 import subprocess
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from server.sandbox.models import SandboxConfig
@@ -41,6 +42,14 @@ def interpreter_dirs(python: Path) -> list[Path]:
 
 def _under(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
+
+
+@lru_cache(maxsize=4)
+def _font_cache(python: Path) -> tuple[tuple[str, bytes], ...]:
+    """matplotlib's font list, built by `make sandbox-env`; copied into each sandbox's
+    scratch (where matplotlib may write) so none rebuilds it (~0.5 s)."""
+    d = python.parent.parent / "home" / ".cache" / "matplotlib"
+    return tuple((f.name, f.read_bytes()) for f in sorted(d.glob("fontlist-*.json")))
 
 
 def nvidia_devices() -> list[str]:
@@ -111,6 +120,13 @@ def build_launch(cfg: SandboxConfig, device: str, ctl_fd: int, bwrap_path: str,
           "--size", scratch, "--tmpfs", "/dev/shm",
           "--size", scratch, "--perms", "1777", "--tmpfs", SCRATCH,
           "--chdir", SCRATCH]
+    for name, data in _font_cache(cfg.python):
+        fd = _memfd("askta-fonts", data)
+        launch.pass_fds.append(fd)
+        a += ["--file", str(fd), f"{SCRATCH}/.cache/matplotlib/{name}"]
+    # bwrap's root and /dev are tmpfs the sandbox user owns: freeze them, so the only
+    # writable places are the size-capped /tmp and /dev/shm
+    a += ["--remount-ro", "/dev", "--remount-ro", "/"]
     env = {"PATH": SANDBOX_PATH, "HOME": SCRATCH, "MPLBACKEND": "Agg",
            "PYTHONUNBUFFERED": "1", "ASKTA_DEVICE": device, "LANG": "C.UTF-8"}
     if device == "cuda":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 _counter = itertools.count()
+_runners = itertools.count()
 
 
 def _own_paths() -> dict[str, str]:
@@ -27,6 +28,29 @@ def _own_paths() -> dict[str, str]:
         for c in controllers.split(",") if controllers else [""]:
             paths[c] = path
     return paths
+
+
+def _runner_dir_name() -> str:
+    # one directory per runner: a process may hold several (tests, `check --demos`)
+    return f"askta-{os.getpid()}-{next(_runners)}"
+
+
+def _remove_stale(where: Path) -> None:
+    """Remove empty cgroups left by an askta server that was killed (its pid is gone)."""
+    for parent in where.glob("askta-*"):
+        pid = parent.name.removeprefix("askta-").split("-")[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for child in parent.iterdir():
+            if child.is_dir():
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
 
 
 @dataclass
@@ -47,12 +71,14 @@ class Cgroups:
             return cls._detect_v2(ROOT / own.get("", "/").lstrip("/"))
         mem, pids = ROOT / "memory", ROOT / "pids"
         if (mem / "tasks").exists() and (pids / "tasks").exists():
+            name = _runner_dir_name()
             parents = {
-                "memory": mem / own.get("memory", "/").lstrip("/") / f"askta-{os.getpid()}",
-                "pids": pids / own.get("pids", "/").lstrip("/") / f"askta-{os.getpid()}",
+                "memory": mem / own.get("memory", "/").lstrip("/") / name,
+                "pids": pids / own.get("pids", "/").lstrip("/") / name,
             }
             try:
                 for p in parents.values():
+                    _remove_stale(p.parent)
                     p.mkdir(exist_ok=True)
             except OSError as e:
                 return None, f"cgroup limits off: cgroup v1 is not writable here ({e})"
@@ -68,7 +94,8 @@ class Cgroups:
         if not {"memory", "pids"} <= set(enabled):
             return None, (f"cgroup limits off: the memory and pids controllers are not "
                           f"delegated to {own} (under systemd: Delegate=yes)")
-        parent = own / f"askta-{os.getpid()}"
+        parent = own / _runner_dir_name()
+        _remove_stale(own)
         try:
             parent.mkdir(exist_ok=True)
             (parent / "cgroup.subtree_control").write_text("+memory +pids")

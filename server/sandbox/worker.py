@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import logging
 import os
 import selectors
 import signal
@@ -19,6 +20,8 @@ from pathlib import Path
 from server.sandbox.bwrap import build_launch, spawn
 from server.sandbox.cgroups import Cgroups, WorkerCgroup
 from server.sandbox.models import Event, Limits, RunResult, SandboxConfig, Status
+
+log = logging.getLogger(__name__)
 
 FRAME = struct.Struct(">cI")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -196,9 +199,12 @@ class Worker:
         if cgroups is not None:
             # the harness is blocked on stdin, so nothing has forked yet: all that
             # runs the demo is in this tree, and new allocations are charged here
-            self.cgroup = cgroups.create(limits.memory_mb * 1024 * 1024,
-                                         limits.max_processes + 32)
-            self.cgroup.add(descendants(self.proc.pid))
+            try:
+                self.cgroup = cgroups.create(limits.memory_mb * 1024 * 1024,
+                                             limits.max_processes + 32)
+                self.cgroup.add(descendants(self.proc.pid))
+            except OSError as e:  # the rlimits still hold; the host took cgroups away
+                log.warning("no cgroup for this run: %s", e)
         header = json.dumps({**asdict(limits), "filename": filename}) + "\n"
         assert self.proc.stdin is not None
         try:
