@@ -1,0 +1,228 @@
+"""HTTP load on POST /api/chat, beside the bare encode of one query, plus a demo-run burst.
+
+Starts `askta`'s app with uvicorn in a subprocess on 127.0.0.1 (a free port,
+a private copy of the KB and a temporary data folder, rate limits off), then
+for each concurrency level sends questions for a bounded time and count and
+prints p50/p99 latency, throughput and errors. The bare encode time of one
+query with the same model is measured in this process before the load.
+Nothing leaves the loopback interface; the whole run takes at most about 60 s
+of load (plus server start-up).
+
+Run: .venv/bin/python benchmarks/http_load.py [--levels 1,8,32] [--seconds 15]
+     [--max-requests 3000] [--demos 24] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
+
+TOTAL_LOAD_BUDGET_S = 60.0
+FALLBACK_QUESTIONS = [
+    "why do we need relu", "is the gradient zero at the end of training",
+    "how big is the weight matrix of nn.Linear", "when is the homework due",
+    "what is the capital of italy", "how do I pad sequences of different length",
+    "why not use more layers", "can a tensor share memory with numpy",
+]
+
+
+def questions() -> list[str]:
+    """The dev-set questions when present (a realistic mix), else a fixed list."""
+    path = REPO.parent / "shared" / "data" / "dev_questions.yaml"
+    if path.is_file():
+        from ruamel.yaml import YAML
+
+        items = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        qs = [str(item["q"]) for item in items if isinstance(item, dict) and item.get("q")]
+        if qs:
+            return qs
+    return FALLBACK_QUESTIONS
+
+
+def bare_encode_ms(qs: list[str], n: int = 200) -> tuple[float, float]:
+    """p50 and p99 of encoding one query with the bundled model, in this process."""
+    embedder = SentenceTransformerEmbedder()
+    for q in qs[:10]:
+        embedder.embed([q])
+    samples = []
+    for i in range(n):
+        t = time.perf_counter()
+        embedder.embed([qs[i % len(qs)]])
+        samples.append((time.perf_counter() - t) * 1000)
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(workdir: Path, port: int, sandbox: bool) -> subprocess.Popen[bytes]:
+    """uvicorn serving the app factory on 127.0.0.1, configured through ASKTA_* variables."""
+    shutil.copytree(REPO / "kb", workdir / "kb")
+    shutil.copytree(REPO / "demos", workdir / "demos")
+    env = {**os.environ, "ASKTA_KB_DIR": str(workdir / "kb"),
+           "ASKTA_DATA_DIR": str(workdir / "data"), "ASKTA_CHAT_RATE_LIMIT": "off",
+           "ASKTA_DEMO_RATE_LIMIT": "off", "ASKTA_SANDBOX_ENABLED": str(sandbox).lower(),
+           "ASKTA_SECRET_KEY": "benchmark", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(base_url=base) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise SystemExit(f"the server exited during start-up:\n{err[-3000:]}")
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("the server did not become ready in time")
+
+
+async def load(base: str, qs: list[str], concurrency: int, seconds: float,
+               max_requests: int) -> dict[str, Any]:
+    """`concurrency` clients asking in a loop, until `seconds` pass or `max_requests` are sent."""
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    sent = 0
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        async def worker(wid: int) -> None:
+            nonlocal sent
+            i = wid
+            while time.monotonic() < deadline and sent < max_requests:
+                sent += 1
+                t = time.perf_counter()
+                try:
+                    r = await client.post("/api/chat", json={"message": qs[i % len(qs)]})
+                    statuses[str(r.status_code)] += 1
+                except httpx.HTTPError as e:
+                    statuses[type(e).__name__] += 1
+                latencies.append((time.perf_counter() - t) * 1000)
+                i += concurrency
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    ok = statuses.get("200", 0)
+    return {
+        "concurrency": concurrency, "requests": len(latencies), "seconds": round(elapsed, 2),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "mean_ms": round(statistics.fmean(latencies), 2),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "errors": len(latencies) - ok, "statuses": dict(statuses),
+    }
+
+
+async def demo_burst(base: str, n: int) -> dict[str, Any]:
+    """n simultaneous demo runs: each must finish (200) or be refused with 503, never crash."""
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        entries = (await client.get("/api/entries")).json()
+        with_demo = [e["id"] for e in entries if e["has_demo"]]
+        started = time.perf_counter()
+
+        async def one(i: int) -> str:
+            try:
+                r = await client.post(f"/api/entries/{with_demo[i % len(with_demo)]}/demo/run",
+                                      json={"device": "cpu"})
+                if r.status_code == 200:
+                    return f"200 {r.json()['status']}"
+                return str(r.status_code)
+            except httpx.HTTPError as e:
+                return type(e).__name__
+
+        outcomes = Counter(await asyncio.gather(*(one(i) for i in range(n))))
+        elapsed = time.perf_counter() - started
+        healthy = (await client.get("/healthz")).status_code == 200
+    return {"runs": n, "outcomes": dict(outcomes), "seconds": round(elapsed, 2),
+            "healthy_after": healthy,
+            "crashed": any(not k.startswith(("200", "503")) for k in outcomes)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--levels", default="1,8,32", help="concurrency levels (default 1,8,32)")
+    ap.add_argument("--seconds", type=float, default=15.0, help="time per level (capped so the "
+                    f"whole load stays under {TOTAL_LOAD_BUDGET_S:.0f} s)")
+    ap.add_argument("--max-requests", type=int, default=3000, help="requests per level at most")
+    ap.add_argument("--demos", type=int, default=0,
+                    help="also fire this many simultaneous demo runs (needs the sandbox)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    seconds = min(args.seconds, TOTAL_LOAD_BUDGET_S / max(1, len(levels)))
+
+    qs = questions()
+    encode_p50, encode_p99 = bare_encode_ms(qs)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    report: dict[str, Any] = {"bare_encode_p50_ms": round(encode_p50, 2),
+                              "bare_encode_p99_ms": round(encode_p99, 2),
+                              "cpus": os.cpu_count(), "levels": []}
+    with tempfile.TemporaryDirectory(prefix="askta-load-") as tmp:
+        proc = start_server(Path(tmp), port, sandbox=args.demos > 0)
+        try:
+            asyncio.run(wait_ready(base, proc))
+            asyncio.run(load(base, qs, 4, 2.0, 200))  # warm-up, not reported
+            for c in levels:
+                report["levels"].append(asyncio.run(load(base, qs, c, seconds,
+                                                         args.max_requests)))
+            if args.demos:
+                report["demo_burst"] = asyncio.run(demo_burst(base, args.demos))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"bare encode of one query: p50 {encode_p50:.2f} ms, p99 {encode_p99:.2f} ms "
+          f"({report['cpus']} CPUs)")
+    print(f"{'concurrency':>11} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
+          f"{'errors':>6}  p50 / encode")
+    for row in report["levels"]:
+        print(f"{row['concurrency']:>11} {row['requests']:>9} {row['p50_ms']:>8.2f} "
+              f"{row['p99_ms']:>8.2f} {row['throughput_rps']:>8.1f} {row['errors']:>6}  "
+              f"{row['p50_ms'] / encode_p50:.2f}x")
+    if "demo_burst" in report:
+        b = report["demo_burst"]
+        print(f"demo burst: {b['runs']} simultaneous runs in {b['seconds']} s -> {b['outcomes']}; "
+              f"server healthy after: {b['healthy_after']}; crashed: {b['crashed']}")
+
+
+if __name__ == "__main__":
+    main()
