@@ -221,3 +221,68 @@ def test_the_cache_is_keyed_by_device(demo_client: TestClient, services: Service
     cache = demo_cache(services)
     code_hash = cache.code_hash(path) or ""
     assert cache.get(code_hash, "cpu") is not None and cache.get(code_hash, "cuda") is None
+
+
+# --- the real sandbox ----------------------------------------------------------------------
+
+class _KeptOpen:
+    """The module's real runner, lent to one test's services: their close() leaves it running."""
+
+    def __init__(self, runner: Any):
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def real_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One bubblewrap runner for this module: one CPU slot and a queue of two."""
+    from server.sandbox import SandboxConfig, SandboxRunner, SandboxUnavailable
+
+    settings = Settings(kb_dir=tmp_path_factory.mktemp("kb"), sandbox_pool_size=1,
+                        sandbox_gpu_pool_size=0, sandbox_queue_size=2, sandbox_max_concurrent=1)
+    runner = SandboxRunner(SandboxConfig.from_settings(settings))
+    try:
+        runner.check()
+    except SandboxUnavailable as e:
+        pytest.skip(f"no sandbox on this machine: {e}")
+    runner.start()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def real_client(settings: Settings, services: Services, real_runner: Any) -> Iterator[TestClient]:
+    services.sandbox = _KeptOpen(real_runner)  # type: ignore[assignment]
+    with TestClient(create_app(settings, services=services)) as c:
+        yield c
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_real_demo_run_and_stream(real_client: TestClient) -> None:
+    body = real_client.post(RUN, json={"device": "cpu"}).json()
+    assert body["status"] == "ok", body["stderr"]
+    assert body["stdout"].strip() and body["device"] == "cpu"
+    assert body["images"] and body["images"][0]["mime"] == "image/png"
+    events = sse_events(real_client.get(STREAM, params={"device": "cpu"}).text)
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("stdout") >= 2 and "image" in kinds and kinds[-1] == "done"
+    assert events[-1][1]["status"] == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_real_burst_is_queued_or_refused_never_crashes(real_client: TestClient) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: real_client.post(RUN, json={"device": "cpu"}),
+                                  range(8)))
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 503}, codes
+    assert codes.count(200) >= 1 and codes.count(503) >= 1, codes
+    assert all(r.headers["Retry-After"] for r in responses if r.status_code == 503)
+    assert all(r.json()["status"] == "ok" for r in responses if r.status_code == 200)
