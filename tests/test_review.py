@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -106,8 +107,10 @@ def test_link_adds_the_phrasing_and_answers_it(client: TestClient, services: Ser
     assert question in services.kb.get("why-nonlinearities").alternate_questions
     text = (services.kb.kb_dir / "why-nonlinearities.yaml").read_text()
     assert question in text
+    start = time.monotonic()
     again = ask(client, question)
     assert again["answered"] and again["entry"]["id"] == "why-nonlinearities"
+    assert time.monotonic() - start < 1.0  # the index was updated by the link itself
     item = services.store.review_item(reply["review_id"])
     assert (item.status, item.resolved_by) == ("linked", "tara")
     event = services.store.audit_log()[0]

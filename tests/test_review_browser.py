@@ -1,0 +1,198 @@
+"""The review loop in a real browser: a TA links a queued question, an instructor authors.
+
+Headless Debian Chromium driven by Playwright, against a live uvicorn server on a
+free loopback port with the real embedding model. A failing test leaves a
+screenshot in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from indexer.embed import SentenceTransformerEmbedder
+from server.app import create_app
+from server.auth import Accounts
+from server.config import Settings
+from server.services import Services
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TIMEOUT_MS = 60_000  # generous: CI machines may be busy
+STUDENT_QUESTION = "does leaky relu fix dying neurons in my model"
+NEW_QUESTION = "How do transformers use attention to weigh tokens?"
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory,
+                real_embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
+    """The app served by uvicorn in a thread, with a TA and an instructor account."""
+    root = tmp_path_factory.mktemp("review-live")
+    shutil.copytree(REPO / "kb", root / "kb")
+    shutil.copytree(REPO / "demos", root / "demos")
+    settings = Settings(kb_dir=root / "kb", data_dir=root / "data", chat_rate_limit="off",
+                        demo_rate_limit="off", sandbox_enabled=False,
+                        secret_key="review-browser-tests")
+    services = Services.start(settings, embedder=real_embedder)
+    accounts = Accounts(services.store)
+    accounts.add("tara", "ta", "tara-password")
+    accounts.add("ian", "instructor", "ian-password")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, services=services),
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}", services
+    server.should_exit = True
+    thread.join(10)
+    services.close()
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def contexts(browser: Browser, live_server: tuple[str, Services],
+             request: pytest.FixtureRequest) -> Iterator[list[BrowserContext]]:
+    """Fresh browser profiles (staff and student do not share cookies); screenshots on failure."""
+    made: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def new() -> BrowserContext:
+        ctx = browser.new_context(base_url=live_server[0])
+        ctx.set_default_timeout(TIMEOUT_MS)
+        ctx.on("weberror", lambda e: errors.append(str(e.error)))
+        made.append(ctx)
+        return ctx
+
+    holder = [new(), new()]
+    failed_before = request.session.testsfailed
+    yield holder
+    if request.session.testsfailed > failed_before:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for i, ctx in enumerate(made):
+            for j, pg in enumerate(ctx.pages):
+                pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{i}-{j}.png"),
+                              full_page=True)
+    for ctx in made:
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(autouse=True)
+def _expect_timeout() -> Iterator[None]:
+    expect.set_options(timeout=TIMEOUT_MS)
+    yield
+    expect.set_options(timeout=5_000)
+
+
+def log_in(page: Page, name: str, password: str, next_path: str) -> None:
+    page.goto(next_path)
+    expect(page.locator("h1")).to_have_text("Staff login")  # 401: the login form stands in
+    page.fill("#login-name", name)
+    page.fill("#login-password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+
+
+def student_asks(page: Page, question: str) -> None:
+    page.goto("/")
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+
+
+def test_ta_links_a_queued_question_and_the_student_gets_that_entry(
+        contexts: list[BrowserContext], live_server: tuple[str, Services]) -> None:
+    _, services = live_server
+    staff, student = contexts[0].new_page(), contexts[1].new_page()
+
+    student_asks(student, STUDENT_QUESTION)
+    expect(student.locator(".msg-bot").last).to_contain_text("TA")  # the honest "not yet"
+    item = next(i for i in services.store.review_items() if i.text == STUDENT_QUESTION)
+
+    log_in(staff, "tara", "tara-password", "/review")
+    group = staff.locator(f'.review-group[data-review-id="{item.id}"]')
+    expect(group.locator("h2")).to_have_text(STUDENT_QUESTION)
+    expect(group.locator(".count")).to_have_text("1 student asked")
+    group.locator(".link-entry").fill("why-nonlinearities")
+    group.locator(".link-button").click()
+    expect(group.locator(".group-result")).to_contain_text("Linked to why-nonlinearities")
+    expect(group).to_have_count(0)
+
+    assert STUDENT_QUESTION in services.kb.get("why-nonlinearities").alternate_questions
+    assert services.store.review_item(item.id).resolved_by == "tara"
+
+    student_asks(student, STUDENT_QUESTION)
+    title = student.locator(".msg-bot .answer-title a").last
+    expect(title).to_have_text("Why do we need ReLUs or other nonlinearities?")
+
+
+def test_instructor_creates_an_entry_that_is_answerable_at_once(
+        contexts: list[BrowserContext], live_server: tuple[str, Services]) -> None:
+    staff, student = contexts[0].new_page(), contexts[1].new_page()
+    log_in(staff, "ian", "ian-password", "/admin")
+    staff.click("text=New entry")
+    staff.fill("#f-id", "transformer-attention")
+    staff.fill("#f-question", NEW_QUESTION)
+    staff.fill("#f-alternates", "what is self-attention\nhow does attention work")
+    staff.fill("#f-answer", "Each token scores every other token, **softmax** turns the scores "
+                            "into weights, and the output is the weighted sum of their values.")
+    expect(staff.locator("#answer-preview strong")).to_have_text("softmax")  # live preview
+    staff.fill("#f-tags", "transformers")
+    staff.select_option("#f-status", "published")
+    staff.click("#save-entry")
+    staff.wait_for_url("**/admin/entries/transformer-attention?saved=1")
+    expect(staff.locator(".saved-note")).to_contain_text("answered in the chat")
+
+    student_asks(student, NEW_QUESTION)
+    expect(student.locator(".msg-bot .answer-title a").last).to_have_text(NEW_QUESTION)
+
+
+def test_validation_errors_show_next_to_the_field(contexts: list[BrowserContext]) -> None:
+    staff = contexts[0].new_page()
+    log_in(staff, "ian", "ian-password", "/admin/entries/new")
+    staff.fill("#f-id", "Not An Id")
+    staff.fill("#f-question", "A question that will not be saved?")
+    staff.click("#save-entry")
+    expect(staff.locator("#id-error")).to_contain_text("lowercase words joined by hyphens")
+    expect(staff.locator("#f-id")).to_have_attribute("aria-invalid", "true")
+    expect(staff.locator("#f-question")).to_have_value("A question that will not be saved?")
+
+
+def test_ta_cannot_open_the_editor(contexts: list[BrowserContext]) -> None:
+    staff = contexts[0].new_page()
+    log_in(staff, "tara", "tara-password", "/review")
+    response = staff.goto("/admin")
+    assert response is not None and response.status == 403
+    expect(staff.locator("h1")).to_have_text("Not allowed")
+    staff.click("text=Log out")
+    staff.wait_for_url("**/")
+    assert staff.goto("/review").status == 401  # type: ignore[union-attr]
