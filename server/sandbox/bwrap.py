@@ -144,7 +144,8 @@ def build_launch(cfg: SandboxConfig, device: str, ctl_fd: int, bwrap_path: str,
     a += ["--seccomp", str(seccomp_fd)]
     a.append("--")
     if argv is None:
-        argv = [str(cfg.python), "-s", "-c", HARNESS_SOURCE, str(ctl_fd), device]
+        mode = "preload" if cfg.preload_torch or device == "cuda" else "bare"
+        argv = [str(cfg.python), "-s", "-c", HARNESS_SOURCE, str(ctl_fd), device, mode]
     a += argv
     return launch
 

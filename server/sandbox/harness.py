@@ -1,4 +1,4 @@
-"""The program each sandbox starts with (run as `python -c <this source> CTL_FD DEVICE`).
+"""The program each sandbox starts with: `python -c <this source> CTL_FD DEVICE MODE`.
 
 It imports torch, torch._dynamo, numpy and matplotlib, warms the autograd and optimizer
 path (and CUDA on a GPU worker), then writes a ready frame and waits. The server sends
@@ -29,13 +29,16 @@ def send_frame(fd: int, kind: bytes, payload: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def warm_up(device: str) -> dict:
+def warm_up(device: str, preload: bool) -> dict:
     """Import and exercise what demos use, so a run starts in milliseconds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy  # noqa: F401
+
+    if not preload:  # a bare worker: starts in a fraction of the time, imports on demand
+        return {"torch": None, "cuda": False}
     import torch
     import torch._dynamo  # noqa: F401  (the first optimizer step imports it lazily: ~0.9 s)
 
@@ -120,8 +123,8 @@ def exit_status(code: object) -> int:
 
 
 def main() -> None:
-    ctl_fd, device = int(sys.argv[1]), sys.argv[2]
-    info = warm_up(device)
+    ctl_fd, device, preload = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "preload"
+    info = warm_up(device, preload)
     send_frame(ctl_fd, b"R", json.dumps(info).encode())
     limits, code = read_request()
     filename = str(limits.get("filename") or "demo.py")
