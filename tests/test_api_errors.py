@@ -85,6 +85,9 @@ CASES: dict[str, Any] = {
         "/api/entries/ai-bias-accountability/demo/stream")),
     "feedback on unknown entry": Case(404, "not_found", lambda c: c.post(
         "/api/feedback", json={"message": "hm", "entry_id": "no-such-entry", "helpful": True})),
+    "staff only, no credentials": Case(401, "unauthorized", lambda c: c.get("/api/review")),
+    "staff only, bad token": Case(401, "unauthorized", lambda c: c.post(
+        "/api/review/x/dismiss", headers={"Authorization": "Bearer not-a-token"})),
     "wrong method": Case(405, "method_not_allowed", lambda c: c.delete("/api/entries")),
     "malformed JSON, chat": Case(400, "malformed_json", lambda c: c.post(
         "/api/chat", content=b'{"message": ', headers={"content-type": "application/json"})),
