@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -37,6 +37,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ROLE_RANK = {"ta": 1, "instructor": 2}
 
 _hasher = PasswordHash((Argon2Hasher(),))
+_UNSET = object()
 
 
 # --- passwords and tokens ----------------------------------------------------------------
@@ -238,9 +239,9 @@ async def optional_user(request: Request) -> StaffUser | None:
     A request authenticated by the session cookie that changes something must carry
     the session's CSRF token (X-CSRF-Token header or the form's csrf_token field).
     """
-    cached = getattr(request.state, "askta_user", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    cached = getattr(request.state, "askta_user", _UNSET)
+    if cached is not _UNSET:
+        return cast(StaffUser | None, cached)
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent and request.method not in SAFE_METHODS and request.headers.get(
             "content-type", "").startswith(("application/x-www-form-urlencoded",

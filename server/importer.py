@@ -341,7 +341,7 @@ class Importer:
             used_ids.add(entry_id)
             known[key] = entry_id
             entries.append(Entry(id=entry_id, question=q.question[:300], answer=q.answer,
-                                 tags=q.tags, status=Status.draft))
+                                 tags=q.tags, demo=None, status=Status.draft))
         return entries, skipped
 
     def run(self, questions: list[ImportedQuestion], *, dry_run: bool = False) -> ImportResult:

@@ -285,9 +285,9 @@ class Store:
         if not set(values) <= allowed:
             raise ValueError(f"only {sorted(allowed)} can be changed")
         with self.writing() as s:
-            n = s.execute(update(User).where(User.name == name).values(**values)).rowcount
-            if not n:
+            if s.scalar(select(User.id).where(User.name == name)) is None:
                 raise UnknownUser(f"no user named {name!r}: add one with `askta user add`")
+            s.execute(update(User).where(User.name == name).values(**values))
 
     # --- audit log -------------------------------------------------------------------------
     def audit(self, actor: str, action: str, target: str | None = None,
