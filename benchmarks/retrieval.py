@@ -26,10 +26,14 @@ from indexer.search import Searcher  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = [
-    "why do we need relu", "is the gradient zero at the end of training",
-    "how big is the weight matrix of nn.Linear", "when is the homework due",
-    "what is the capital of italy", "how do I pad sequences of different length",
-    "why not use more layers", "can a tensor share memory with numpy",
+    "why do we need relu",
+    "is the gradient zero at the end of training",
+    "how big is the weight matrix of nn.Linear",
+    "when is the homework due",
+    "what is the capital of italy",
+    "how do I pad sequences of different length",
+    "why not use more layers",
+    "can a tensor share memory with numpy",
 ]
 TEXTS_PER_ENTRY = 6  # question + 4 alternates + answer, like the bundled entries
 
@@ -84,37 +88,58 @@ def main() -> None:
     bundled_build = time.perf_counter() - t
 
     rows = [("bare encode of one query", encode, len(searcher.index))]
-    rows.append(("search, bundled KB", time_calls(lambda i: searcher.search(QUERIES[i % 8]), n),
-                 len(searcher.index)))
+    rows.append(
+        (
+            "search, bundled KB",
+            time_calls(lambda i: searcher.search(QUERIES[i % 8]), n),
+            len(searcher.index),
+        )
+    )
     rng = np.random.default_rng(0)
     sizes = [10_000] if args.quick else [10_000, 100_000]
     added = 0
     for size in sizes:
         synthetic(searcher, size - added, rng)
         added = size
-        rows.append((f"search, {size // 1000}k entries",
-                     time_calls(lambda i: searcher.search(QUERIES[i % 8]), n), len(searcher.index)))
+        rows.append(
+            (
+                f"search, {size // 1000}k entries",
+                time_calls(lambda i: searcher.search(QUERIES[i % 8]), n),
+                len(searcher.index),
+            )
+        )
 
     # Build time with the real model: 1k synthetic entries of 6 short texts each.
     build_kb = KnowledgeBase(REPO / "kb", REPO)
     words = "gradient layer tensor loss batch weight bias relu model data train epoch".split()
     for i in range(1000):
         alts = [" ".join(rng.choice(words, 6)) + f" {i} {j}?" for j in range(4)]
-        build_kb.entries[f"e-{i}"] = Entry(id=f"e-{i}", question=alts[0] + " q", answer=" ".join(
-            rng.choice(words, 40)), alternate_questions=alts)
+        build_kb.entries[f"e-{i}"] = Entry(
+            id=f"e-{i}",
+            question=alts[0] + " q",
+            answer=" ".join(rng.choice(words, 40)),
+            alternate_questions=alts,
+        )
     t = time.perf_counter()
     Searcher.open(build_kb, embedder, None)
     build_1k = time.perf_counter() - t
 
-    print(f"model load {load_s:.2f} s; bundled KB ({kb_size} entries) indexed in {bundled_build:.2f} s")
+    print(
+        f"model load {load_s:.2f} s; bundled KB ({kb_size} entries) "
+        f"indexed in {bundled_build:.2f} s"
+    )
     print(f"{'measurement':<28}{'vectors':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for label, samples, vectors in rows:
         print(f"{label:<28}{vectors:>10}{pct(samples, 50):>10.2f}{pct(samples, 99):>10.2f}")
     base = statistics.median(encode)
     for label, samples, _ in rows[1:]:
-        print(f"  {label}: median search / median encode = {statistics.median(samples) / base:.2f}x")
-    print(f"index build with the real model: {build_1k:.1f} s per 1k entries "
-          f"({1000 * TEXTS_PER_ENTRY} texts)")
+        print(
+            f"  {label}: median search / median encode = {statistics.median(samples) / base:.2f}x"
+        )
+    print(
+        f"index build with the real model: {build_1k:.1f} s per 1k entries "
+        f"({1000 * TEXTS_PER_ENTRY} texts)"
+    )
     print(f"peak RSS: {rss_mb():.0f} MB")
 
 

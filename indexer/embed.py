@@ -68,8 +68,9 @@ class SentenceTransformerEmbedder:
         except Exception as e:  # a broken model folder: say which one
             raise EmbedderError(f"could not load the model in {path}: {e}") from e
         self.name = _model_name(path)
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
         )
         self.dimension = int(get_dim() or 0)
         self.batch_size = batch_size

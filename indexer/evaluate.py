@@ -68,13 +68,22 @@ def load_labeled(path: Path | str) -> list[Labeled]:
     except (OSError, YAMLError) as e:
         raise KnowledgeBaseError([Problem(str(path), None, None, f"cannot be read: {e}")]) from None
     if not isinstance(items, list):
-        raise KnowledgeBaseError([Problem(str(path), None, None,
-                                          "should be a list of {q: ..., expect: ...} items")])
+        raise KnowledgeBaseError(
+            [Problem(str(path), None, None, "should be a list of {q: ..., expect: ...} items")]
+        )
     out = []
     for n, item in enumerate(items, 1):
         if not isinstance(item, dict) or not isinstance(item.get("q"), str) or "expect" not in item:
-            raise KnowledgeBaseError([Problem(str(path), None, f"item {n}",
-                                              "needs q: <question> and expect: <entry id or null>")])
+            raise KnowledgeBaseError(
+                [
+                    Problem(
+                        str(path),
+                        None,
+                        f"item {n}",
+                        "needs q: <question> and expect: <entry id or null>",
+                    )
+                ]
+            )
         out.append(Labeled(item["q"], item["expect"]))
     return out
 
@@ -85,10 +94,15 @@ def outcome(item: Labeled, result: SearchResult) -> Outcome:
         ids = [result.entry.id]
     rank = ids.index(item.expect) + 1 if item.expect in ids else None
     return Outcome(
-        question=item.question, expect=item.expect, top=ids[0] if ids else None,
+        question=item.question,
+        expect=item.expect,
+        top=ids[0] if ids else None,
         top_any=result.top_id,
-        answered=result.answered, answer=result.entry.id if result.entry else None,
-        score=round(result.score, 4), margin=round(result.margin, 4), rank=rank,
+        answered=result.answered,
+        answer=result.entry.id if result.entry else None,
+        score=round(result.score, 4),
+        margin=round(result.margin, 4),
+        rank=rank,
     )
 
 
@@ -112,7 +126,8 @@ def score(outcomes: list[Outcome]) -> Report:
         answerable=len(answerable),
         top1=ratio(sum(o.rank == 1 for o in answerable), len(answerable)),
         mrr=round(sum(1 / o.rank for o in answerable if o.rank) / len(answerable), 4)
-        if answerable else 0.0,
+        if answerable
+        else 0.0,
         answered_precision=ratio(sum(o.answer == o.expect for o in answered), len(answered)),
         answered_rate=ratio(len(answered), len(outcomes)),
         route_accuracy=ratio(sum(not o.answered for o in unanswerable), len(unanswerable)),
@@ -137,8 +152,9 @@ class Calibration:
     score_range: tuple[float, float]
 
 
-def calibrate(outcomes: list[Outcome], thresholds: Thresholds,
-              min_precision: float = 0.97) -> Calibration:
+def calibrate(
+    outcomes: list[Outcome], thresholds: Thresholds, min_precision: float = 0.97
+) -> Calibration:
     """Grid-search the score and margin thresholds on labeled outcomes.
 
     Among the settings with the best overall accuracy (and answered precision at
@@ -177,5 +193,6 @@ def calibrate(outcomes: list[Outcome], thresholds: Thresholds,
             runs.append([])
     widest = max(runs, key=len)
     mid = round((widest[0] + widest[-1]) / 2, 3)
-    return Calibration(mid, margin, round(top, 4), round(table[(margin, widest[0])][1], 4),
-                       (widest[0], widest[-1]))
+    return Calibration(
+        mid, margin, round(top, 4), round(table[(margin, widest[0])][1], 4), (widest[0], widest[-1])
+    )

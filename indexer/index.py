@@ -47,7 +47,9 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def add(self, entry_id: str, rows: list[Row], vectors: np.ndarray, entry_hash: str = "") -> None:
+    def add(
+        self, entry_id: str, rows: list[Row], vectors: np.ndarray, entry_hash: str = ""
+    ) -> None:
         """Add (or replace) the vectors of one entry."""
         if entry_id in self.entry_ids:
             self.remove(entry_id)

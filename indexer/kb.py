@@ -102,7 +102,9 @@ def _line_of(doc: Any, loc: tuple[Any, ...]) -> int | None:
 def _explain(err: dict[str, Any]) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        return f"is not a field of an entry: the fields are {', '.join(FIELDS)} (check the spelling)"
+        return (
+            f"is not a field of an entry: the fields are {', '.join(FIELDS)} (check the spelling)"
+        )
     if kind == "missing":
         return "is missing: add it"
     if kind == "string_pattern_mismatch":
@@ -127,15 +129,29 @@ def parse_entry(text: str, path: str, expected_id: str | None = None) -> tuple[E
         line = mark.line + 1 if mark else None
         what = (e.problem or "invalid YAML").strip()
         raise KnowledgeBaseError(
-            [Problem(path, line, None, f"is not valid YAML ({what}): check indentation, and "
-                     "quote text that contains ': ' or starts with a special character")]
+            [
+                Problem(
+                    path,
+                    line,
+                    None,
+                    f"is not valid YAML ({what}): check indentation, and "
+                    "quote text that contains ': ' or starts with a special character",
+                )
+            ]
         ) from None
     except YAMLError as e:
         raise KnowledgeBaseError([Problem(path, None, None, f"is not valid YAML ({e})")]) from None
     if not isinstance(doc, CommentedMap):
         raise KnowledgeBaseError(
-            [Problem(path, 1, None, "should be a mapping of fields (id: ..., question: ...), "
-                     "not " + type(doc).__name__)]
+            [
+                Problem(
+                    path,
+                    1,
+                    None,
+                    "should be a mapping of fields (id: ..., question: ...), "
+                    "not " + type(doc).__name__,
+                )
+            ]
         )
     try:
         entry = Entry.model_validate(dict(doc))
@@ -153,9 +169,15 @@ def parse_entry(text: str, path: str, expected_id: str | None = None) -> tuple[E
         raise KnowledgeBaseError(problems) from None
     if expected_id is not None and entry.id != expected_id:
         raise KnowledgeBaseError(
-            [Problem(path, _line_of(doc, ("id",)), "id",
-                     f"is {entry.id!r} but the file is named {expected_id}.yaml: "
-                     "make them the same (ids are stable, so usually fix the id)")]
+            [
+                Problem(
+                    path,
+                    _line_of(doc, ("id",)),
+                    "id",
+                    f"is {entry.id!r} but the file is named {expected_id}.yaml: "
+                    "make them the same (ids are stable, so usually fix the id)",
+                )
+            ]
         )
     return entry, doc
 
@@ -175,7 +197,11 @@ class KnowledgeBase:
         kb_dir = Path(kb_dir)
         if not kb_dir.is_dir():
             raise KnowledgeBaseError(
-                [Problem(str(kb_dir), None, None, "is not a folder: create it, or set ASKTA_KB_DIR")]
+                [
+                    Problem(
+                        str(kb_dir), None, None, "is not a folder: create it, or set ASKTA_KB_DIR"
+                    )
+                ]
             )
         kb = cls(kb_dir, Path(project_dir) if project_dir else kb_dir.resolve().parent)
         problems: list[Problem] = []
@@ -193,8 +219,14 @@ class KnowledgeBase:
                 problems.append(Problem(rel, None, None, "is not UTF-8 text: save it as UTF-8"))
                 continue
             if entry.id in kb.entries:
-                problems.append(Problem(rel, _line_of(doc, ("id",)), "id",
-                                        f"{entry.id!r} is already used by another file: pick a new id"))
+                problems.append(
+                    Problem(
+                        rel,
+                        _line_of(doc, ("id",)),
+                        "id",
+                        f"{entry.id!r} is already used by another file: pick a new id",
+                    )
+                )
                 continue
             problems.extend(kb._check_demo(entry, rel, doc))
             for i, q in enumerate(entry.phrasings):
@@ -203,9 +235,14 @@ class KnowledgeBase:
                 if other and other != entry.id:
                     loc = ("question",) if i == 0 else ("alternate_questions", i - 1)
                     name = "question" if i == 0 else f"alternate_questions[{i}]"
-                    problems.append(Problem(rel, _line_of(doc, loc), name,
-                                            f"{q!r} is also a question of {other}: "
-                                            "keep it in one entry only"))
+                    problems.append(
+                        Problem(
+                            rel,
+                            _line_of(doc, loc),
+                            name,
+                            f"{q!r} is also a question of {other}: keep it in one entry only",
+                        )
+                    )
                 seen_questions.setdefault(key, entry.id)
             kb.entries[entry.id] = entry
         if problems:
@@ -214,9 +251,15 @@ class KnowledgeBase:
 
     def _check_demo(self, entry: Entry, rel: str, doc: Any) -> list[Problem]:
         if entry.demo and not (self.project_dir / entry.demo).is_file():
-            return [Problem(rel, _line_of(doc, ("demo",)), "demo",
-                            f"points to {entry.demo}, which does not exist: "
-                            "create it or fix the path (relative to the project folder)")]
+            return [
+                Problem(
+                    rel,
+                    _line_of(doc, ("demo",)),
+                    "demo",
+                    f"points to {entry.demo}, which does not exist: "
+                    "create it or fix the path (relative to the project folder)",
+                )
+            ]
         return []
 
     def display(self, path: Path) -> str:
@@ -301,8 +344,16 @@ class KnowledgeBase:
                 if other.id != entry_id and normalize_question(question) in {
                     normalize_question(q) for q in other.phrasings
                 }:
-                    raise KnowledgeBaseError([Problem(self.display(path), None, "alternate_questions",
-                                              f"{question!r} is already a question of {other.id}")])
+                    raise KnowledgeBaseError(
+                        [
+                            Problem(
+                                self.display(path),
+                                None,
+                                "alternate_questions",
+                                f"{question!r} is already a question of {other.id}",
+                            )
+                        ]
+                    )
             alts = doc.get("alternate_questions")
             if not isinstance(alts, CommentedSeq):
                 alts = CommentedSeq(alts or [])
@@ -320,28 +371,42 @@ class KnowledgeBase:
             path = self.path_of(entry.id)
             rel = self.display(path)
             if create and path.exists():
-                raise KnowledgeBaseError([Problem(rel, None, "id",
-                                          f"{entry.id!r} already exists: pick another id")])
+                raise KnowledgeBaseError(
+                    [Problem(rel, None, "id", f"{entry.id!r} already exists: pick another id")]
+                )
             problems = self._check_demo(entry, rel, None)
             for other in self.entries.values():
                 if other.id == entry.id:
                     continue
                 clash = {normalize_question(q) for q in other.phrasings} & {
-                    normalize_question(q) for q in entry.phrasings}
+                    normalize_question(q) for q in entry.phrasings
+                }
                 if clash:
-                    problems.append(Problem(rel, None, "alternate_questions",
-                                            f"{sorted(clash)[0]!r} is already a question of {other.id}"))
+                    problems.append(
+                        Problem(
+                            rel,
+                            None,
+                            "alternate_questions",
+                            f"{sorted(clash)[0]!r} is already a question of {other.id}",
+                        )
+                    )
             if problems:
                 raise KnowledgeBaseError(problems)
-            doc = _yaml().load(path.read_text(encoding="utf-8")) if path.exists() else CommentedMap()
+            doc = (
+                _yaml().load(path.read_text(encoding="utf-8")) if path.exists() else CommentedMap()
+            )
             new = entry.to_yaml_dict()
             for key in list(doc):
                 if key not in new:
                     del doc[key]
             for key, value in new.items():
                 if key == "answer":
-                    value = LiteralScalarString(value if value.endswith("\n") or not value else value + "\n")
-                if key in ("alternate_questions", "tags") and isinstance(doc.get(key), CommentedSeq):
+                    value = LiteralScalarString(
+                        value if value.endswith("\n") or not value else value + "\n"
+                    )
+                if key in ("alternate_questions", "tags") and isinstance(
+                    doc.get(key), CommentedSeq
+                ):
                     seq = doc[key]
                     del seq[:]
                     seq.extend(value)

@@ -28,7 +28,9 @@ class Entry(BaseModel):
         max_length=80,
         description="Stable id, equal to the file name: lowercase words joined by hyphens.",
     )
-    question: str = Field(min_length=3, max_length=300, description="The question as a student asks it.")
+    question: str = Field(
+        min_length=3, max_length=300, description="The question as a student asks it."
+    )
     alternate_questions: list[str] = Field(
         default_factory=list, description="Other phrasings; links from the review queue add here."
     )
@@ -59,7 +61,9 @@ class Entry(BaseModel):
     def _tags(cls, v: list[str]) -> list[str]:
         for t in v:
             if not re.match(ID_PATTERN, t):
-                raise ValueError(f"tag {t!r} should be lowercase words joined by hyphens, like 'chapter-4'")
+                raise ValueError(
+                    f"tag {t!r} should be lowercase words joined by hyphens, like 'chapter-4'"
+                )
         return v
 
     @field_validator("demo")

@@ -107,8 +107,14 @@ def _indexed(entry: Entry) -> bool:
 class Searcher:
     """Answers questions from a knowledge base; keeps its index in step with the KB."""
 
-    def __init__(self, kb: KnowledgeBase, embedder: Embedder, index: VectorIndex,
-                 thresholds: Thresholds | None = None, index_dir: Path | None = None):
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        embedder: Embedder,
+        index: VectorIndex,
+        thresholds: Thresholds | None = None,
+        index_dir: Path | None = None,
+    ):
         self.kb, self.embedder, self.index = kb, embedder, index
         self.thresholds = thresholds or Thresholds()
         self.index_dir = index_dir
@@ -116,29 +122,43 @@ class Searcher:
 
     # --- building --------------------------------------------------------------------------
     @classmethod
-    def open(cls, kb: KnowledgeBase, embedder: Embedder, index_dir: Path | None = None,
-             thresholds: Thresholds | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Searcher:
-        """Load the saved index and bring it up to date with the KB, rebuilding only what changed."""
+    def open(
+        cls,
+        kb: KnowledgeBase,
+        embedder: Embedder,
+        index_dir: Path | None = None,
+        thresholds: Thresholds | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Searcher:
+        """Load the saved index and bring it up to date with the KB, re-embedding what changed."""
         index: VectorIndex | None = None
         if index_dir is not None and (index_dir / "manifest.json").exists():
             try:
-                index = VectorIndex.load(index_dir, model=embedder.name, dimension=embedder.dimension)
+                index = VectorIndex.load(
+                    index_dir, model=embedder.name, dimension=embedder.dimension
+                )
             except IndexMismatch as e:
                 log.warning("rebuilding the index: %s", e)
-        searcher = cls(kb, embedder, index or VectorIndex(embedder.dimension, embedder.name),
-                       thresholds, index_dir)
+        searcher = cls(
+            kb,
+            embedder,
+            index or VectorIndex(embedder.dimension, embedder.name),
+            thresholds,
+            index_dir,
+        )
         searcher.stats = searcher.sync(progress)
         return searcher
 
     stats: dict[str, int] = {}
 
     def sync(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-        """Update the index to match the KB; return how many entries were added, changed, removed."""
+        """Update the index to match the KB; count the entries added, changed and removed."""
         with self._lock:
             wanted = {e.id: e for e in self.kb.entries.values() if _indexed(e)}
             stale = [i for i in self.index.entry_ids if i not in wanted]
-            todo = [e for e in wanted.values() if self.index.entry_hashes.get(e.id) != entry_hash(e)]
+            todo = [
+                e for e in wanted.values() if self.index.entry_hashes.get(e.id) != entry_hash(e)
+            ]
             added = sum(1 for e in todo if e.id not in self.index.entry_ids)
             for entry_id in stale:
                 self.index.remove(entry_id)
@@ -146,14 +166,23 @@ class Searcher:
             self.index.kb_hash = self.kb.content_hash()
             if (todo or stale or not self._saved()) and self.index_dir is not None:
                 self.index.save(self.index_dir)
-        return {"added": added, "changed": len(todo) - added, "removed": len(stale),
-                "entries": len(self.index.entry_ids), "vectors": len(self.index)}
+        return {
+            "added": added,
+            "changed": len(todo) - added,
+            "removed": len(stale),
+            "entries": len(self.index.entry_ids),
+            "vectors": len(self.index),
+        }
 
     def _saved(self) -> bool:
         return self.index_dir is not None and (self.index_dir / "manifest.json").exists()
 
-    def _embed_entries(self, entries: list[Entry],
-                       progress: Callable[[int, int], None] | None = None, batch: int = 256) -> None:
+    def _embed_entries(
+        self,
+        entries: list[Entry],
+        progress: Callable[[int, int], None] | None = None,
+        batch: int = 256,
+    ) -> None:
         pending: list[tuple[Entry, list[Row]]] = [(e, entry_texts(e)) for e in entries]
         done = 0
         while pending:
@@ -229,12 +258,16 @@ class Searcher:
             return SearchResult(text, False, None, top_score, margin, hits, reason, pending, top.id)
 
         if not top.answerable:
-            return route(f"closest to {top.id!r}, which is still waiting for an answer",
-                         top.id if top_score >= t.score else None)
+            return route(
+                f"closest to {top.id!r}, which is still waiting for an answer",
+                top.id if top_score >= t.score else None,
+            )
         if not t.decide(top_score, margin):
             if top_score < t.score:
                 return route(f"best match {top.id!r} scored {top_score:.2f}, below {t.score:.2f}")
-            return route(f"{top.id!r} ({top_score:.2f}) and {ranked[1][1].id!r} "
-                         f"({runner_up:.2f}) are too close to call")
+            return route(
+                f"{top.id!r} ({top_score:.2f}) and {ranked[1][1].id!r} "
+                f"({runner_up:.2f}) are too close to call"
+            )
         reason = f"{top.id!r} scored {top_score:.2f}, {margin:.2f} ahead of the runner-up"
         return SearchResult(text, True, top, top_score, margin, hits, reason, None, top.id)

@@ -58,13 +58,20 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--kb", "kb_dir", type=click.Path(path_type=Path), help="Knowledge-base folder (ASKTA_KB_DIR).")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Index and database folder (ASKTA_DATA_DIR).")
+@click.option(
+    "--kb", "kb_dir", type=click.Path(path_type=Path), help="Knowledge-base folder (ASKTA_KB_DIR)."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Index and database folder (ASKTA_DATA_DIR).",
+)
 @click.option("--model", help="Embedding model directory (ASKTA_MODEL); empty: the bundled MiniLM.")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.pass_context
-def cli(ctx: click.Context, kb_dir: Path | None, data_dir: Path | None, model: str | None,
-        verbose: bool) -> None:
+def cli(
+    ctx: click.Context, kb_dir: Path | None, data_dir: Path | None, model: str | None, verbose: bool
+) -> None:
     """askta: a course Q&A knowledge base with a chatbot in front of it.
 
     \b
@@ -72,15 +79,18 @@ def cli(ctx: click.Context, kb_dir: Path | None, data_dir: Path | None, model: s
       askta check && askta index && askta ask "why do we need relu"
       askta serve --port 8000
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         settings = Settings()
     except Exception as e:  # a bad ASKTA_* variable: say which
         raise click.UsageError(f"invalid setting: {e}") from None
     changes = {"kb_dir": kb_dir, "data_dir": data_dir, "model": model}
-    ctx.obj = {"settings": settings.model_copy(
-        update={k: v for k, v in changes.items() if v is not None})}
+    ctx.obj = {
+        "settings": settings.model_copy(update={k: v for k, v in changes.items() if v is not None})
+    }
 
 
 def _searcher(settings: Settings, progress: bool = False) -> Any:
@@ -102,8 +112,13 @@ def _searcher(settings: Settings, progress: bool = False) -> Any:
         bar.update(done - bar.n)
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    searcher = Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings),
-                             progress=report if progress else None)
+    searcher = Searcher.open(
+        kb,
+        embedder,
+        settings.index_dir,
+        thresholds_from(settings),
+        progress=report if progress else None,
+    )
     if bar is not None:
         bar.close()
     return searcher
@@ -127,12 +142,23 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
 
     settings = settings_from(ctx, host=host, port=port)
     # The factory reads its settings from the environment in the server process.
-    for name, value in (("ASKTA_KB_DIR", settings.kb_dir), ("ASKTA_DATA_DIR", settings.data_dir),
-                        ("ASKTA_MODEL", settings.model)):
+    for name, value in (
+        ("ASKTA_KB_DIR", settings.kb_dir),
+        ("ASKTA_DATA_DIR", settings.data_dir),
+        ("ASKTA_MODEL", settings.model),
+    ):
         os.environ[name] = str(value)
-    click.echo(f"askta: serving {settings.kb_dir} on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run("server.app:create_app", factory=True, host=settings.host, port=settings.port,
-                reload=reload, log_level="info")
+    click.echo(
+        f"askta: serving {settings.kb_dir} on http://{settings.host}:{settings.port}", err=True
+    )
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        reload=reload,
+        log_level="info",
+    )
 
 
 @cli.command()
@@ -150,9 +176,11 @@ def index(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(stats))
     else:
-        click.echo(f"index: {stats['entries']} entries, {stats['vectors']} vectors in "
-                   f"{settings.index_dir} ({stats['added']} added, {stats['changed']} changed, "
-                   f"{stats['removed']} removed)")
+        click.echo(
+            f"index: {stats['entries']} entries, {stats['vectors']} vectors in "
+            f"{settings.index_dir} ({stats['added']} added, {stats['changed']} changed, "
+            f"{stats['removed']} removed)"
+        )
 
 
 @cli.command()
@@ -169,16 +197,24 @@ def ask(ctx: click.Context, question: str, as_json: bool) -> None:
     """
     result = _searcher(ctx.obj["settings"]).search(question)
     if as_json:
-        click.echo(json.dumps({
-            "answered": result.answered,
-            "entry": result.entry.model_dump(mode="json") if result.entry else None,
-            "score": round(result.score, 4), "margin": round(result.margin, 4),
-            "reason": result.reason, "suggestions": [h.to_dict() for h in result.suggestions],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "answered": result.answered,
+                    "entry": result.entry.model_dump(mode="json") if result.entry else None,
+                    "score": round(result.score, 4),
+                    "margin": round(result.margin, 4),
+                    "reason": result.reason,
+                    "suggestions": [h.to_dict() for h in result.suggestions],
+                },
+                indent=2,
+            )
+        )
         return
     if result.answered and result.entry:
-        click.secho(f"{result.entry.question}  [{result.entry.id}, score {result.score:.2f}]",
-                    bold=True)
+        click.secho(
+            f"{result.entry.question}  [{result.entry.id}, score {result.score:.2f}]", bold=True
+        )
         click.echo()
         click.echo(result.entry.answer.rstrip())
         if result.entry.demo:
@@ -223,24 +259,33 @@ def evaluate_cmd(ctx: click.Context, file: Path, as_json: bool, calibrate: bool)
         click.echo(json.dumps(data, indent=2))
     else:
         t = searcher.thresholds
-        click.echo(f"{report.total} questions ({report.answerable} answerable), thresholds: "
-                   f"score {t.score}, margin {t.margin}")
-        for label, value in (("top-1", report.top1), ("MRR", report.mrr),
-                             ("answered precision", report.answered_precision),
-                             ("answered rate", report.answered_rate),
-                             ("route accuracy", report.route_accuracy),
-                             ("overall answer-or-route", report.overall)):
+        click.echo(
+            f"{report.total} questions ({report.answerable} answerable), thresholds: "
+            f"score {t.score}, margin {t.margin}"
+        )
+        for label, value in (
+            ("top-1", report.top1),
+            ("MRR", report.mrr),
+            ("answered precision", report.answered_precision),
+            ("answered rate", report.answered_rate),
+            ("route accuracy", report.route_accuracy),
+            ("overall answer-or-route", report.overall),
+        ):
             click.echo(f"  {label:<24} {value:.4f}")
         if report.wrong:
             click.echo("\nMistakes:")
             for o in report.wrong:
                 got = o.answer or f"routed (top {o.top or '-'})"
-                click.echo(f"  {o.score:.2f} {o.margin:.2f}  expected {o.expect or 'route'}, "
-                           f"got {got}: {o.question}")
+                click.echo(
+                    f"  {o.score:.2f} {o.margin:.2f}  expected {o.expect or 'route'}, "
+                    f"got {got}: {o.question}"
+                )
         if cal:
-            click.echo(f"\nCalibrated: score {cal.score} (equally good from {cal.score_range[0]} "
-                       f"to {cal.score_range[1]}), margin {cal.margin}: overall {cal.overall}, "
-                       f"answered precision {cal.answered_precision}")
+            click.echo(
+                f"\nCalibrated: score {cal.score} (equally good from {cal.score_range[0]} "
+                f"to {cal.score_range[1]}), margin {cal.margin}: overall {cal.overall}, "
+                f"answered precision {cal.answered_precision}"
+            )
     sys.exit(0 if report.total else EXIT_FAILED)
 
 
@@ -268,14 +313,25 @@ def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
         for demo, result in results:
             if result.status != "ok" or result.exit_code != 0:
                 tail = "\n".join(result.stderr.strip().splitlines()[-6:])
-                failures.append({"demo": demo, "status": result.status,
-                                 "exit_code": result.exit_code, "stderr": tail})
+                failures.append(
+                    {
+                        "demo": demo,
+                        "status": result.status,
+                        "exit_code": result.exit_code,
+                        "stderr": tail,
+                    }
+                )
     if as_json:
-        click.echo(json.dumps({"ok": not failures, "entries": len(kb), "demos_run": ran,
-                               "failures": failures}))
+        click.echo(
+            json.dumps(
+                {"ok": not failures, "entries": len(kb), "demos_run": ran, "failures": failures}
+            )
+        )
     else:
         for f in failures:
-            click.echo(f"{f['demo']}: {f['status']} (exit {f['exit_code']})\n{f['stderr']}", err=True)
+            click.echo(
+                f"{f['demo']}: {f['status']} (exit {f['exit_code']})\n{f['stderr']}", err=True
+            )
         if not failures:
             extra = f", {ran} demos ran" if demos else ""
             click.echo(f"ok, {len(kb)} entries ({len(kb.published())} published){extra}")
@@ -294,8 +350,11 @@ def _register_optional() -> None:
     """Subcommand groups that live beside their libraries."""
     import importlib
 
-    for module, name in (("server.sandbox_cli", "sandbox_group"), ("server.user_cli", "user_group"),
-                         ("server.importer", "import_command")):
+    for module, name in (
+        ("server.sandbox_cli", "sandbox_group"),
+        ("server.user_cli", "user_group"),
+        ("server.importer", "import_command"),
+    ):
         try:
             cli.add_command(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

@@ -58,26 +58,37 @@ class RateLimited(AppError):
 
     def __init__(self, retry_after: float):
         seconds = max(1, int(retry_after + 0.999))
-        super().__init__(f"Too many requests: try again in {seconds} s.",
-                         headers={"Retry-After": str(seconds)})
+        super().__init__(
+            f"Too many requests: try again in {seconds} s.", headers={"Retry-After": str(seconds)}
+        )
 
 
 class ServiceUnavailable(AppError):
     status, code = 503, "unavailable"
 
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-                 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited",
-                 503: "unavailable"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -122,4 +133,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "Something went wrong on our side; it has been logged.")
+        return error_response(
+            500, "internal", "Something went wrong on our side; it has been logged."
+        )

@@ -58,7 +58,9 @@ class Services:
     def start_sandbox(self) -> None:
         """Start the warm pool; if bubblewrap cannot run, say why and refuse to run code."""
         if not self.settings.sandbox_enabled:
-            self.sandbox_error = "Demo runs are disabled on this server (ASKTA_SANDBOX_ENABLED=false)."
+            self.sandbox_error = (
+                "Demo runs are disabled on this server (ASKTA_SANDBOX_ENABLED=false)."
+            )
             return
         from server.sandbox import SandboxConfig, SandboxRunner, SandboxUnavailable
 

@@ -102,11 +102,8 @@ CASES: dict[str, Any] = {
                                "helpful": False})),
     "body over the limit": Case(413, "payload_too_large", lambda c: c.post(
         "/api/chat", json={"message": "x" * 70_000})),
-    "chunked body over the limit": pytest.param(
-        Case(413, "payload_too_large", lambda c: c.post(
-            "/api/chat", content=chunked(70_000), headers={"content-type": "application/json"})),
-        marks=pytest.mark.xfail(strict=True, reason="server/app.py BodySizeLimit raises a plain "
-                                "exception inside receive(), which FastAPI turns into a 400")),
+    "chunked body over the limit": Case(413, "payload_too_large", lambda c: c.post(
+        "/api/chat", content=chunked(70_000), headers={"content-type": "application/json"})),
     "missing field": Case(422, "invalid", lambda c: c.post("/api/chat", json={})),
     "empty message": Case(422, "invalid", lambda c: c.post("/api/chat", json={"message": "  "})),
     "feedback without verdict": Case(422, "invalid", lambda c: c.post(

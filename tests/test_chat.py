@@ -58,6 +58,9 @@ def test_message_limits(client: TestClient) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
     r = client.post("/api/chat", json={"msg": "hi"})
     assert r.status_code == 422 and "message" in r.json()["error"]["message"]
-    r = client.post("/api/chat", content=b"{" + b" " * 100_000 + b"}",
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/chat",
+        content=b"{" + b" " * 100_000 + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413

@@ -55,8 +55,10 @@ def test_index_then_ask(run) -> None:  # type: ignore[no-untyped-def]
 
 def test_eval_json(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     f = tmp_path / "q.yaml"
-    f.write_text('- {q: "Why do we need ReLUs or other nonlinearities?", expect: why-nonlinearities}\n'
-                 '- {q: "What are limitations of SGD?", expect: null}\n')
+    f.write_text(
+        '- {q: "Why do we need ReLUs or other nonlinearities?", expect: why-nonlinearities}\n'
+        '- {q: "What are limitations of SGD?", expect: null}\n'
+    )
     result = run("eval", str(f), "--json", "--calibrate")
     assert result.exit_code == 0
     report = json.loads(result.output)

@@ -31,15 +31,23 @@ class CountingEmbedder(HashingEmbedder):
 def small_kb(tmp_path: Path, n: int = 3) -> KnowledgeBase:
     kb_dir = tmp_path / "kb"
     for i in range(n):
-        write(kb_dir, f"entry-{i}", question=f"Question number {i} about topic{i}?",
-              alt=f"alt phrasing {i} topic{i}")
+        write(
+            kb_dir,
+            f"entry-{i}",
+            question=f"Question number {i} about topic{i}?",
+            alt=f"alt phrasing {i} topic{i}",
+        )
     return KnowledgeBase.load(kb_dir)
 
 
 def test_add_remove_search() -> None:
     emb = HashingEmbedder(32)
     index = VectorIndex(32, emb.name)
-    index.add("a", [Row("a", "question", "alpha"), Row("a", "answer", "beta")], emb.embed(["alpha", "beta"]))
+    index.add(
+        "a",
+        [Row("a", "question", "alpha"), Row("a", "answer", "beta")],
+        emb.embed(["alpha", "beta"]),
+    )
     index.add("b", [Row("b", "question", "gamma")], emb.embed(["gamma"]))
     assert len(index) == 3
     best = index.best_per_entry(emb.embed(["alpha"])[0])
@@ -112,8 +120,9 @@ def test_upsert_is_incremental_and_persisted(tmp_path: Path) -> None:
 def test_draft_entries_are_not_indexed(tmp_path: Path) -> None:
     kb = small_kb(tmp_path)
     searcher = Searcher.open(kb, HashingEmbedder(), None)
-    draft = Entry(id="entry-0", question="Question number 0 about topic0?", answer="x",
-                  status="draft")
+    draft = Entry(
+        id="entry-0", question="Question number 0 about topic0?", answer="x", status="draft"
+    )
     kb.entries["entry-0"] = draft
     searcher.upsert(draft)
     assert "entry-0" not in searcher.index.entry_ids
@@ -138,8 +147,10 @@ def test_batching_embedder_groups_concurrent_questions() -> None:
     batching = BatchingEmbedder(inner)
     texts = [f"question {i}" for i in range(16)]
     out: dict[int, np.ndarray] = {}
-    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, batching.embed([texts[i]])))
-               for i in range(16)]
+    threads = [
+        threading.Thread(target=lambda i=i: out.__setitem__(i, batching.embed([texts[i]])))
+        for i in range(16)
+    ]
     for t in threads:
         t.start()
     for t in threads:

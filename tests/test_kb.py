@@ -98,8 +98,10 @@ def test_duplicate_id(tmp_path: Path) -> None:
 def test_missing_demo(tmp_path: Path) -> None:
     write(tmp_path / "kb", "relu", GOOD + "demo: demos/missing.py\n")
     (msg,) = problems(tmp_path / "kb")
-    assert msg == ("kb/relu.yaml: line 9: 'demo' points to demos/missing.py, which does not exist: "
-                   "create it or fix the path (relative to the project folder)")
+    assert msg == (
+        "kb/relu.yaml: line 9: 'demo' points to demos/missing.py, which does not exist: "
+        "create it or fix the path (relative to the project folder)"
+    )
 
 
 def test_same_question_in_two_entries(tmp_path: Path) -> None:
@@ -117,8 +119,10 @@ def test_published_needs_answer_and_bad_status(tmp_path: Path) -> None:
     write(kb, "weird", GOOD.replace("published", "done"), question="Q2?", alt="q2")
     msgs = problems(kb)
     assert any("empty.yaml" in m and "a published entry needs an answer" in m for m in msgs)
-    assert any("weird.yaml: line 8: 'status' must be one of: published, draft, unanswered" in m
-               for m in msgs)
+    assert any(
+        "weird.yaml: line 8: 'status' must be one of: published, draft, unanswered" in m
+        for m in msgs
+    )
 
 
 def test_wrong_types(tmp_path: Path) -> None:
@@ -153,8 +157,10 @@ def test_add_alternate_keeps_comments(tmp_path: Path) -> None:
     assert "- why relu between layers" in text
     # idempotent, and a phrasing owned by another entry is refused
     kb.add_alternate("relu", "Why ReLU between layers?")
-    assert KnowledgeBase.load(kb_dir).get("relu").alternate_questions.count(
-        "why relu between layers") == 1
+    assert (
+        KnowledgeBase.load(kb_dir).get("relu").alternate_questions.count("why relu between layers")
+        == 1
+    )
     write(kb_dir, "other", question="Other?", alt="something")
     kb = KnowledgeBase.load(kb_dir)
     with pytest.raises(KnowledgeBaseError, match="already a question of other"):
@@ -167,8 +173,13 @@ def test_save_entry_round_trip(tmp_path: Path) -> None:
     kb_dir = tmp_path / "kb"
     write(kb_dir, "relu")
     kb = KnowledgeBase.load(kb_dir)
-    new = Entry(id="new-entry", question="A new one?", answer="Line one.\n\nLine two.",
-                tags=["x"], status=Status.draft)
+    new = Entry(
+        id="new-entry",
+        question="A new one?",
+        answer="Line one.\n\nLine two.",
+        tags=["x"],
+        status=Status.draft,
+    )
     kb.save_entry(new, create=True)
     again = KnowledgeBase.load(kb_dir).get("new-entry")
     assert again == new.model_copy(update={"answer": "Line one.\n\nLine two.\n"})

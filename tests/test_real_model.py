@@ -19,9 +19,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def searcher(real_embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory) -> Searcher:
-    return Searcher.open(KnowledgeBase.load(REPO / "kb"), real_embedder,
-                         tmp_path_factory.mktemp("index"))
+def searcher(
+    real_embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory
+) -> Searcher:
+    return Searcher.open(
+        KnowledgeBase.load(REPO / "kb"), real_embedder, tmp_path_factory.mktemp("index")
+    )
 
 
 def test_model_ships_in_the_package(real_embedder: SentenceTransformerEmbedder) -> None:

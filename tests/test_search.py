@@ -23,12 +23,22 @@ status: unanswered
 def searcher(tmp_path: Path, **thresholds: float) -> Searcher:
     kb_dir = tmp_path / "kb"
     write(kb_dir, "relu", question="Why do we need ReLU nonlinearities?", alt="what is relu for")
-    write(kb_dir, "calendar", question="Where is the course calendar with due dates?",
-          alt="when is homework due")
-    write(kb_dir, "sgd-limits", UNANSWERED, question="What are the limitations of SGD?",
-          alt="sgd drawbacks")
-    return Searcher.open(KnowledgeBase.load(kb_dir), HashingEmbedder(),
-                         thresholds=Thresholds().replace(**thresholds))
+    write(
+        kb_dir,
+        "calendar",
+        question="Where is the course calendar with due dates?",
+        alt="when is homework due",
+    )
+    write(
+        kb_dir,
+        "sgd-limits",
+        UNANSWERED,
+        question="What are the limitations of SGD?",
+        alt="sgd drawbacks",
+    )
+    return Searcher.open(
+        KnowledgeBase.load(kb_dir), HashingEmbedder(), thresholds=Thresholds().replace(**thresholds)
+    )
 
 
 def test_exact_question_is_answered(tmp_path: Path) -> None:

@@ -33,12 +33,15 @@ class ChatResponse(BaseModel):
 
 
 @router.post("/chat", response_model=ChatResponse)
-async def chat(body: ChatRequest, request: Request, services: ServicesDep,
-               client: ClientDep) -> dict:
+async def chat(
+    body: ChatRequest, request: Request, services: ServicesDep, client: ClientDep
+) -> dict:
     """Answer a question from the knowledge base, or route it to the TAs."""
     limit = services.settings.max_message_chars
     if len(body.message) > limit:
-        raise PayloadTooLarge(f"The message is {len(body.message)} characters; the limit is {limit}.")
+        raise PayloadTooLarge(
+            f"The message is {len(body.message)} characters; the limit is {limit}."
+        )
     if not body.message.strip():
         raise Unprocessable("The message is empty: type a question.")
     _rate_limit(request, "chat")
@@ -61,14 +64,21 @@ def answer(services: Services, message: str, client: str, session_id: str | None
     suggestions = [h.to_dict() for h in result.suggestions]
     store = services.store
     qid = store.record_question(
-        message, client=client, session_id=session_id,
+        message,
+        client=client,
+        session_id=session_id,
         entry_id=result.entry.id if result.entry else None,
-        score=float(result.score), answered=result.answered, suggestions=suggestions,
+        score=float(result.score),
+        answered=result.answered,
+        suggestions=suggestions,
     )
     review_id = None
     if not result.answered:
         review_id = store.open_review_item(
-            qid, message, reason="unanswered", suggestions=suggestions,
+            qid,
+            message,
+            reason="unanswered",
+            suggestions=suggestions,
             embedding=result.vector.tobytes() if result.vector is not None else None,
             entry_id=result.pending_entry,
         )
