@@ -10,10 +10,12 @@ askta_pg_start() {
   fi
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   dir=$(mktemp -d /tmp/askta-pg.XXXXXX)
-  chown postgres:postgres "$dir"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   local as_pg=()
-  [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
+  if [ "$(id -u)" = 0 ]; then  # PostgreSQL refuses to run as root
+    as_pg=(runuser -u postgres --)
+    chown postgres:postgres "$dir"
+  fi
   "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
   "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null

@@ -82,6 +82,19 @@ def test_near_duplicates_are_grouped_and_sorted(services: Services) -> None:
     assert queue(services, threshold=1.01).groups()[0].count == 3  # existing keys stay
 
 
+def test_questions_matching_a_seed_entry_join_its_group(services: Services) -> None:
+    """The chat route files a question that matches an unanswered entry under that entry."""
+    rid = services.store.open_review_item(None, "what can go wrong with plain SGD",
+                                          reason="unanswered", suggestions=[],
+                                          entry_id="sgd-limitations")
+    group = next(g for g in queue(services).groups() if rid in [i.id for i in g.items])
+    assert group.count == 2 and group.entry_id == "sgd-limitations"
+    assert group.question == services.kb.get("sgd-limitations").question
+    template = queue(services).draft_template(rid)
+    assert template["id"] == "sgd-limitations"
+    assert "what can go wrong with plain SGD" in template["alternate_questions"]
+
+
 def test_items_without_embeddings_get_one_and_suggestions(services: Services) -> None:
     rid = services.store.record_feedback("why do we need relu", "why-nonlinearities", False,
                                          client="c")
