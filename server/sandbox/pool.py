@@ -27,9 +27,11 @@ class WarmPool:
         self.cfg = cfg
         self.bwrap_path = bwrap_path
         self.targets = {d: n for d, n in targets.items() if n > 0}
-        self._ready: dict[str, list[Worker]] = {d: [] for d in targets}
+        self._ready: dict[str, list[Worker]] = {d: [] for d in ("cpu", "cuda")}
         self._starting: list[Worker] = []
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a worker became ready
+        self._waiting: dict[str, int] = {}  # runs blocked in acquire(), per device
         self._closed = False
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
         self._wake_r, self._wake_w = os.pipe()
@@ -50,13 +52,39 @@ class WarmPool:
     def take(self, device: str) -> Worker | None:
         """A ready worker for `device`, or None if none is ready right now."""
         with self._lock:
-            ready = self._ready.get(device, [])
-            while ready:
-                w = ready.pop(0)
-                if w.alive():
-                    self._wake()
-                    return w
-                w.kill()
+            return self._pop_ready(device)
+
+    def acquire(self, device: str, timeout_s: float) -> Worker | None:
+        """A ready worker, waiting for one the refill thread is starting (it starts one
+        more per waiting run): better than a fresh sandbox competing with it for CPU.
+        None if the pool does not serve `device` or nothing came in time."""
+        if device not in self.targets or self._thread is None:
+            return self.take(device)
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            self._waiting[device] = self._waiting.get(device, 0) + 1
+            self._wake()
+            try:
+                while not self._closed:
+                    worker = self._pop_ready(device)
+                    if worker is not None:
+                        return worker
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._thread.is_alive():
+                        return None
+                    self._changed.wait(min(left, 1.0))
+                return None
+            finally:
+                self._waiting[device] -= 1
+
+    def _pop_ready(self, device: str) -> Worker | None:
+        ready = self._ready.get(device, [])
+        while ready:
+            w = ready.pop(0)
+            if w.alive():
+                self._wake()
+                return w
+            w.kill(wait=False)
         return None
 
     def fresh(self, device: str) -> Worker:
@@ -94,6 +122,7 @@ class WarmPool:
         """Stop refilling and kill every worker the pool holds."""
         with self._lock:
             self._closed = True
+            self._changed.notify_all()
         self._wake()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -123,7 +152,8 @@ class WarmPool:
                 if self._closed:
                     return
                 missing = [d for d, n in self.targets.items()
-                           for _ in range(n - len(self._ready[d])
+                           # runs waiting in acquire() take the workers already starting
+                           for _ in range(max(n, self._waiting.get(d, 0)) - len(self._ready[d])
                                           - sum(w.device == d for w in self._starting))]
             if time.monotonic() >= backoff_until:
                 for device in missing:
@@ -166,6 +196,7 @@ class WarmPool:
                         w.kill()
                     else:
                         self._ready[w.device].append(w)
+                        self._changed.notify_all()
         return failed
 
     def _wait_for_activity(self) -> None:

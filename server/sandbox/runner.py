@@ -153,18 +153,17 @@ class SandboxRunner:
     def start(self) -> None:
         """Check, then start the warm pool and its refill thread (idempotent)."""
         self.check()
+        targets = {"cpu": self.cfg.pool_size}
+        if self.cfg.gpu_pool_size and self.cuda_available:
+            targets["cuda"] = self.cfg.gpu_pool_size
         with self._lock:
-            if self._pool is None and not self._closed:
-                targets = {"cpu": self.cfg.pool_size}
+            if self._closed:
+                raise SandboxUnavailable("the sandbox runner is closed")
+            if self._pool is None:
                 assert self._bwrap_path is not None
                 self._pool = WarmPool(self.cfg, self._bwrap_path, targets)
-        if self.cuda_available:
-            with self._lock:
-                if self._pool is not None:
-                    self._pool.targets.setdefault("cuda", self.cfg.gpu_pool_size)
-                    self._pool._ready.setdefault("cuda", [])
-        assert self._pool is not None
-        self._pool.start()
+            pool = self._pool
+        pool.start()
 
     @property
     def pool(self) -> WarmPool | None:
@@ -260,7 +259,7 @@ class SandboxRunner:
         pool = self._pool
         if pool is None:
             raise SandboxUnavailable("the sandbox runner is closed")
-        worker = pool.take(device)
+        worker = pool.acquire(device, self.cfg.ready_timeout_s)
         if worker is not None:
             return worker
         try:

@@ -97,6 +97,7 @@ class Worker:
         self._frames = FrameReader(max_payload=4096)
         self._early: dict[int, bytearray] = {}
         self.used = False
+        self._killed = False
         for f in (proc.stdout, proc.stderr):
             assert f is not None
             os.set_blocking(f.fileno(), False)
@@ -192,7 +193,7 @@ class Worker:
         try:
             yield from self._run(code, limits, filename, cgroups, cancel)
         finally:
-            self.kill()
+            self.kill(wait=False)
 
     def _run(self, code: str, limits: Limits, filename: str, cgroups: Cgroups | None,
              cancel: threading.Event | None) -> Iterator[Event]:
@@ -227,6 +228,7 @@ class Worker:
         image_budget = 2 * limits.max_images * (limits.max_image_bytes + FRAME.size)
         image_bytes = 0
         dropped_note = False
+        exit_status: int | None = None
 
         def notice(text: str) -> Event:
             line = f"[sandbox] {text}\n"
@@ -267,8 +269,13 @@ class Worker:
                 if exited_at is None and self.proc.poll() is not None:
                     exited_at = now
                 if exited_at is not None and now - exited_at > 0.5:
-                    break  # the sandbox is gone; whatever still holds a pipe is killed below
-                for key, _ in sel.select(min(deadline - now, 0.25)):
+                    break  # the demo is over; whatever still holds a pipe is killed below
+                # once the exit status came, only drain what is already in the pipes
+                # (bwrap still holds them open while it tears the sandbox down)
+                ready = sel.select(0 if exit_status is not None else min(deadline - now, 0.25))
+                if exit_status is not None and not any(k.fd in streams for k, _ in ready):
+                    break
+                for key, _ in ready:
                     fd = key.fd
                     try:
                         data = os.read(fd, READ_SIZE)
@@ -283,7 +290,11 @@ class Worker:
                             if image_bytes > image_budget:
                                 raise ValueError(f"over {image_budget} bytes of frames")
                             for kind, payload in frames.feed(data):
-                                if kind != b"I" or not payload.startswith(PNG_SIGNATURE):
+                                if kind == b"X" and payload.isdigit() and len(payload) < 4:
+                                    # the demo finished; forging this only ends it sooner
+                                    exit_status = int(payload)
+                                    exited_at = exited_at or time.monotonic()
+                                elif kind != b"I" or not payload.startswith(PNG_SIGNATURE):
                                     yield notice("a figure frame that is not a PNG was dropped")
                                 elif len(images) >= limits.max_images:
                                     if not dropped_note:
@@ -318,13 +329,17 @@ class Worker:
                     break
         finally:
             sel.close()
-        if stopped is None:
+        for fd in streams:  # a last line without a newline
+            yield from lines(fd, "", True)
+        if stopped is None and exit_status is None:
             try:
                 self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 stopped = "timeout"
                 yield notice(f"time limit of {limits.timeout_s:g} s reached: run stopped")
-        rc = self.proc.poll() if stopped is None else None
+        rc = None
+        if stopped is None:
+            rc = exit_status if exit_status is not None else self.proc.poll()
         status: Status
         if stopped is not None:
             status = stopped
@@ -347,9 +362,13 @@ class Worker:
         yield Event("done", result.to_dict())
 
     # --- the end ----------------------------------------------------------------------
-    def kill(self) -> None:
+    def kill(self, wait: bool = True) -> None:
         """Kill the whole sandbox: its pid-namespace init (the kernel then kills every
-        process in the namespace), bwrap's process group, and what is left in its cgroup."""
+        process in the namespace), bwrap's process group, and what is left in its cgroup.
+        With wait=False the signals go now and the reaping happens in a helper thread."""
+        if self._killed:
+            return
+        self._killed = True
         if self.proc.returncode is None:
             # not reaped yet, so these pids are still bwrap's children, not reused ones
             for pid in _children(self.proc.pid):
@@ -361,6 +380,12 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except OSError:
                 pass
+        if wait:
+            self._reap()
+        else:
+            threading.Thread(target=self._reap, name="sandbox-reap", daemon=True).start()
+
+    def _reap(self) -> None:
         if self.cgroup is not None:
             self.cgroup.kill_and_remove()
             self.cgroup = None
