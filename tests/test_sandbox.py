@@ -200,8 +200,14 @@ def test_cuda_on_a_cpu_machine_is_refused(runner: SandboxRunner) -> None:
     assert runner.run("import os\nprint(os.environ['ASKTA_DEVICE'])", "auto").stdout == "cpu\n"
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or os.path.exists("/dev/nvidiactl")
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not os.path.exists("/dev/nvidiactl"), reason="needs CUDA")
+@pytest.mark.skipif(not _has_cuda(), reason="needs CUDA")
 def test_cuda_runs_on_a_gpu_worker(runner: SandboxRunner) -> None:
     assert runner.cuda_available
     code = ("import torch\nx = torch.randn(256, 256, device='cuda')\n"

@@ -122,13 +122,20 @@ class Cgroups:
             (self.parents["pids"] / name / "pids.max").write_text(str(max_tasks))
         return cg
 
-    def remove(self) -> None:
-        """Remove the parent dirs (when every worker cgroup is gone)."""
+    def remove(self, wait_s: float = 3.0) -> None:
+        """Remove the parent dirs once every worker cgroup is gone (reapers may lag)."""
+        deadline = time.monotonic() + wait_s
         for p in set(self.parents.values()):
-            try:
-                p.rmdir()
-            except OSError:
-                pass
+            while True:
+                try:
+                    p.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
 
 
 @dataclass
