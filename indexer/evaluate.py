@@ -196,3 +196,37 @@ def calibrate(
     return Calibration(
         mid, margin, round(top, 4), round(table[(margin, widest[0])][1], 4), (widest[0], widest[-1])
     )
+
+
+def leave_one_out(searcher: Searcher) -> Report:
+    """Hold out each alternate question in turn and ask it: how well phrasings generalize.
+
+    Works on an in-memory copy of the index; nothing is written. The held-out
+    phrasing is removed from its entry (dense vectors and BM25 alike) while it
+    is asked, so the score is what a new student's wording would get.
+    """
+    from indexer.index import VectorIndex
+    from indexer.kb import KnowledgeBase
+
+    kb = KnowledgeBase(searcher.kb.kb_dir, searcher.kb.project_dir, dict(searcher.kb.entries))
+    embedder = searcher.embedder
+    copy = Searcher(
+        kb, embedder, VectorIndex(embedder.dimension, embedder.name), searcher.thresholds
+    )
+    copy.sync()
+    outcomes = []
+    for entry in list(kb.published()):
+        for i, phrasing in enumerate(entry.alternate_questions):
+            held_out = entry.model_copy(
+                update={
+                    "alternate_questions": [
+                        q for j, q in enumerate(entry.alternate_questions) if j != i
+                    ]
+                }
+            )
+            kb.entries[entry.id] = held_out
+            copy.upsert(held_out)
+            outcomes.append(outcome(Labeled(phrasing, entry.id), copy.search(phrasing, k=10)))
+            kb.entries[entry.id] = entry
+            copy.upsert(entry)
+    return score(outcomes)

@@ -1,8 +1,9 @@
 """From a question to an answer-or-route decision.
 
-One encode, one FAISS search, a score per entry (the best of its vectors),
-then the decision: answer when the best entry is both close enough and clearly
-ahead of the runner-up; otherwise route the question to the TAs.
+One encode, one FAISS search, a score per entry (the best of its vectors,
+plus a saturating BM25 bonus), then the decision: answer when the best entry
+is both close enough and clearly ahead of the runner-up; otherwise route the
+question to the TAs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from indexer.embed import Embedder
 from indexer.index import IndexMismatch, Row, VectorIndex
 from indexer.kb import KnowledgeBase, entry_hash
+from indexer.lexical import LexicalIndex
 from indexer.schema import Entry, Status
 
 log = logging.getLogger("askta.search")
@@ -33,11 +35,13 @@ class Thresholds:
     quality" records the run that chose them.
     """
 
-    score: float = 0.485  # answer only when the best entry scores at least this...
-    margin: float = 0.02  # ...and leads the runner-up by at least this,
-    confident: float = 0.80  # unless it scores this high, which needs no margin.
+    score: float = 0.63  # answer only when the best entry scores at least this...
+    margin: float = 0.05  # ...and leads the runner-up by at least this,
+    confident: float = 0.90  # unless it scores this high, which needs no margin.
     suggest: float = 0.30  # entries above this are offered as "did you mean"
-    answer_weight: float = 0.90  # answer-text vectors count a little less than questions
+    answer_weight: float = 1.0  # weight of answer-text vectors against question vectors
+    lexical_weight: float = 0.4  # BM25 adds up to this much (indexer/lexical.py)...
+    lexical_saturation: float = 5.0  # ...reaching half of it at this BM25 score
 
     def decide(self, score: float, margin: float) -> bool:
         """Answer (True) or route to the TAs (False)."""
@@ -118,6 +122,7 @@ class Searcher:
         self.kb, self.embedder, self.index = kb, embedder, index
         self.thresholds = thresholds or Thresholds()
         self.index_dir = index_dir
+        self.lexical = LexicalIndex()
         self._lock = threading.RLock()
 
     # --- building --------------------------------------------------------------------------
@@ -162,6 +167,9 @@ class Searcher:
             added = sum(1 for e in todo if e.id not in self.index.entry_ids)
             for entry_id in stale:
                 self.index.remove(entry_id)
+                self.lexical.remove(entry_id)
+            for entry in wanted.values():
+                self.lexical.set(entry)
             self._embed_entries(todo, progress)
             self.index.kb_hash = self.kb.content_hash()
             if (todo or stale or not self._saved()) and self.index_dir is not None:
@@ -205,8 +213,10 @@ class Searcher:
         with self._lock:
             if _indexed(entry):
                 self._embed_entries([entry])
+                self.lexical.set(entry)
             else:
                 self.index.remove(entry.id)
+                self.lexical.remove(entry.id)
             self.index.kb_hash = self.kb.content_hash()
             if self.index_dir is not None:
                 self.index.save(self.index_dir)
@@ -215,6 +225,7 @@ class Searcher:
         """Drop one entry from the index."""
         with self._lock:
             self.index.remove(entry_id)
+            self.lexical.remove(entry_id)
             if self.index_dir is not None:
                 self.index.save(self.index_dir)
 
@@ -238,10 +249,13 @@ class Searcher:
         t = self.thresholds
         with self._lock:
             best = self.index.best_per_entry(vector, k=64)
+        lexical = self.lexical.scores(text) if t.lexical_weight else {}
         scored: list[tuple[float, str]] = []
         for entry_id, (score, row) in best.items():
             if row.kind == "answer":
                 score *= t.answer_weight
+            bm25 = lexical.get(entry_id, 0.0)
+            score += t.lexical_weight * bm25 / (bm25 + t.lexical_saturation)
             scored.append((score, entry_id))
         scored.sort(reverse=True)
         entries = self.kb.entries

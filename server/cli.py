@@ -229,28 +229,45 @@ def ask(ctx: click.Context, question: str, as_json: bool) -> None:
 
 
 @cli.command(name="eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--calibrate", is_flag=True, help="Also search the best score/margin thresholds.")
+@click.option(
+    "--leave-one-out",
+    is_flag=True,
+    help="Instead of a file, ask each alternate question with it held out of the index.",
+)
 @click.pass_context
 @handle_errors
-def evaluate_cmd(ctx: click.Context, file: Path, as_json: bool, calibrate: bool) -> None:
+def evaluate_cmd(
+    ctx: click.Context, file: Path | None, as_json: bool, calibrate: bool, leave_one_out: bool
+) -> None:
     """Score a labeled question file ({q: ..., expect: id|null} items).
 
     \b
     Example:
       askta eval ../shared/data/dev_questions.yaml --calibrate
+      askta eval --leave-one-out
     """
     from dataclasses import asdict
 
     from indexer.evaluate import calibrate as run_calibration
+    from indexer.evaluate import leave_one_out as run_leave_one_out
     from indexer.evaluate import load_labeled, outcome, score
 
+    if (file is None) == (not leave_one_out):
+        raise click.UsageError("give a labeled question FILE, or --leave-one-out")
     searcher = _searcher(ctx.obj["settings"])
-    items = load_labeled(file)
-    outcomes = [outcome(item, searcher.search(item.question, k=10)) for item in items]
-    report = score(outcomes)
-    cal = run_calibration(outcomes, searcher.thresholds) if calibrate else None
+    if leave_one_out:
+        report = run_leave_one_out(searcher)
+        outcomes = []
+    else:
+        items = load_labeled(file)  # type: ignore[arg-type]
+        outcomes = [outcome(item, searcher.search(item.question, k=10)) for item in items]
+        report = score(outcomes)
+    cal = run_calibration(outcomes, searcher.thresholds) if calibrate and outcomes else None
     if as_json:
         data = report.to_dict()
         if cal:

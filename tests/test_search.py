@@ -79,3 +79,22 @@ def test_thresholds_decide() -> None:
     t = Thresholds(score=0.5, margin=0.1, confident=0.8)
     assert t.decide(0.6, 0.2) and not t.decide(0.6, 0.05) and t.decide(0.85, 0.0)
     assert not t.decide(0.4, 0.5)
+
+
+def test_exact_words_add_a_lexical_bonus(tmp_path: Path) -> None:
+    s = searcher(tmp_path)
+    with_bonus = s.search("relu nonlinearities")
+    without = s.search_vector("", s.embedder.embed(["relu nonlinearities"])[0])
+    assert with_bonus.top_id == "relu"
+    assert with_bonus.score > without.score  # BM25 found the words; the dense score alone is lower
+    bm25 = s.lexical.scores("relu nonlinearities")
+    assert set(bm25) == {"relu"} and bm25["relu"] > 0
+
+
+def test_lexical_index_follows_updates(tmp_path: Path) -> None:
+    s = searcher(tmp_path)
+    entry = s.kb.add_alternate("calendar", "zyzzyva deadline")
+    s.upsert(entry)
+    assert "calendar" in s.lexical.scores("zyzzyva")
+    s.remove("calendar")
+    assert s.lexical.scores("zyzzyva") == {}

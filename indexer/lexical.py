@@ -1,0 +1,69 @@
+"""BM25 over whole entries (bm25s), fused with the dense score.
+
+Exact words matter for course questions ("pad_sequence", "lstsq", "Kaiming"),
+and MiniLM blurs them. Each entry is one document: its question, alternates
+and answer. A BM25 score s adds weight * s / (s + saturation) to the entry's
+dense score: saturating rather than normalizing per query, so an off-topic
+question that shares one word with an entry gains little.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import bm25s
+import numpy as np
+
+from indexer.schema import Entry
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
+def _document(entry: Entry) -> str:
+    return " ".join([*entry.phrasings, entry.answer])
+
+
+class LexicalIndex:
+    """A BM25 index of entries, rebuilt lazily after changes (tokenizing is cheap)."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, str] = {}
+        self._ids: list[str] = []
+        self._bm25: bm25s.BM25 | None = None
+        self._lock = threading.Lock()
+
+    def set(self, entry: Entry) -> None:
+        """Add or replace one entry."""
+        with self._lock:
+            self._docs[entry.id] = _document(entry)
+            self._bm25 = None
+
+    def remove(self, entry_id: str) -> None:
+        """Drop one entry."""
+        with self._lock:
+            if self._docs.pop(entry_id, None) is not None:
+                self._bm25 = None
+
+    def _built(self) -> tuple[bm25s.BM25 | None, list[str]]:
+        with self._lock:
+            if self._bm25 is None and self._docs:
+                self._ids = list(self._docs)
+                corpus = bm25s.tokenize(
+                    [self._docs[i] for i in self._ids], stopwords="en", show_progress=False
+                )
+                bm25 = bm25s.BM25()
+                bm25.index(corpus, show_progress=False)
+                self._bm25 = bm25
+            return self._bm25, self._ids
+
+    def scores(self, query: str) -> dict[str, float]:
+        """BM25 score of every entry that shares a word with the query."""
+        bm25, ids = self._built()
+        if bm25 is None:
+            return {}
+        tokens = bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
+        if not tokens:
+            return {}
+        raw = np.asarray(bm25.get_scores(tokens))
+        return {ids[i]: float(raw[i]) for i in np.flatnonzero(raw > 0)}
