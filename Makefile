@@ -59,7 +59,7 @@ run: install  ## serve the bundled knowledge base on http://$(HOST):$(PORT)
 	$(ASKTA) serve --host $(HOST) --port $(PORT)
 
 test: install browser-deps  ## run the whole test suite
-	$(ASKTA) check
+	$(ASKTA) check --demos
 	$(PY) -m pytest -q
 
 lint:  ## ruff and mypy
