@@ -51,6 +51,10 @@ class Thresholds:
         return dataclasses.replace(self, **changes)
 
 
+# A runner-up this close to the answer's score is offered as "did you mean".
+CLOSE_RUNNER_UP = 0.15
+
+
 @dataclass(frozen=True)
 class Hit:
     """One candidate entry and its score."""
@@ -80,9 +84,18 @@ class SearchResult:
 
     @property
     def suggestions(self) -> list[Hit]:
-        """Entries to offer besides the answer ("did you mean ...")."""
-        top = self.entry.id if self.entry else None
-        return [h for h in self.hits if h.entry_id != top]
+        """Entries to offer besides the answer ("did you mean ...").
+
+        With an answer, only runners-up close to it: the match is then not
+        certain. Without one, every candidate above the suggestion threshold.
+        """
+        if self.entry is None:
+            return list(self.hits)
+        return [
+            h
+            for h in self.hits
+            if h.entry_id != self.entry.id and h.score >= self.score - CLOSE_RUNNER_UP
+        ]
 
 
 _SPACE = re.compile(r"\s+")

@@ -98,3 +98,17 @@ def test_lexical_index_follows_updates(tmp_path: Path) -> None:
     assert "calendar" in s.lexical.scores("zyzzyva")
     s.remove("calendar")
     assert s.lexical.scores("zyzzyva") == {}
+
+
+def test_suggestions_only_close_runners_up_when_answered(tmp_path: Path) -> None:
+    from indexer.search import CLOSE_RUNNER_UP
+
+    s = searcher(tmp_path, score=0.0, margin=0.0, suggest=-1.0)
+    result = s.search("Why do we need ReLU nonlinearities?")
+    assert result.answered and {h.entry_id for h in result.hits} == {"relu", "calendar"}
+    calendar = next(h for h in result.hits if h.entry_id == "calendar")
+    assert calendar.score < result.score - CLOSE_RUNNER_UP  # far behind: no "did you mean"
+    assert result.suggestions == []
+    s.thresholds = s.thresholds.replace(score=5.0)
+    routed = s.search("Why do we need ReLU nonlinearities?")
+    assert not routed.answered and routed.suggestions == routed.hits
