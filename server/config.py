@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     sandbox_cgroups: bool = Field(
         True, description="Also cap memory and processes with cgroups where the host allows it."
     )
+    sandbox_threads: int = Field(
+        1, ge=1, description="CPU threads a demo's torch may use (OMP_NUM_THREADS): with several "
+        "runs sharing a few cores, one thread each keeps small demos from stalling.",
+    )
     sandbox_nvidia_dir: Path = Field(
         Path("/usr/local/nvidia"),
         description="NVIDIA driver libraries bound read-only into GPU sandboxes, if present.",

@@ -128,7 +128,8 @@ def build_launch(cfg: SandboxConfig, device: str, ctl_fd: int, bwrap_path: str,
     # writable places are the size-capped /tmp and /dev/shm
     a += ["--remount-ro", "/dev", "--remount-ro", "/"]
     env = {"PATH": SANDBOX_PATH, "HOME": SCRATCH, "MPLBACKEND": "Agg",
-           "PYTHONUNBUFFERED": "1", "ASKTA_DEVICE": device, "LANG": "C.UTF-8"}
+           "PYTHONUNBUFFERED": "1", "ASKTA_DEVICE": device, "LANG": "C.UTF-8",
+           "OMP_NUM_THREADS": str(cfg.threads)}
     if device == "cuda":
         for node in nvidia_devices():
             a += ["--dev-bind", node, node]

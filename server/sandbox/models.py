@@ -50,6 +50,7 @@ class SandboxConfig:
     nvidia_dir: Path = Path("/usr/local/nvidia")
     ready_timeout_s: float = 120.0
     use_cgroups: bool = True
+    threads: int = 1
     # False: CPU workers skip importing torch ahead of time (a run then pays for it);
     # same sandbox and limits, ~0.6 s instead of ~4 s of CPU to start. For tests.
     preload_torch: bool = True
@@ -80,6 +81,7 @@ class SandboxConfig:
             nvidia_dir=settings.sandbox_nvidia_dir,
             ready_timeout_s=settings.sandbox_ready_timeout_s,
             use_cgroups=settings.sandbox_cgroups,
+            threads=settings.sandbox_threads,
         )
 
 
