@@ -289,12 +289,13 @@ class Searcher:
                 f"closest to {top.id!r}, which is still waiting for an answer",
                 top.id if top_score >= t.score else None,
             )
+        second = f"{ranked[1][1].id!r} ({runner_up:.2f})" if len(ranked) > 1 else "none"
         if not t.decide(top_score, margin):
             if top_score < t.score:
-                return route(f"best match {top.id!r} scored {top_score:.2f}, below {t.score:.2f}")
-            return route(
-                f"{top.id!r} ({top_score:.2f}) and {ranked[1][1].id!r} "
-                f"({runner_up:.2f}) are too close to call"
-            )
-        reason = f"{top.id!r} scored {top_score:.2f}, {margin:.2f} ahead of the runner-up"
+                return route(
+                    f"best match {top.id!r} scored {top_score:.2f}, below {t.score:.2f}; "
+                    f"runner-up {second}"
+                )
+            return route(f"{top.id!r} ({top_score:.2f}) and {second} are too close to call")
+        reason = f"{top.id!r} scored {top_score:.2f}, {margin:.2f} ahead of the runner-up {second}"
         return SearchResult(text, True, top, top_score, margin, hits, reason, None, top.id)
