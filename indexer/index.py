@@ -17,6 +17,10 @@ import faiss
 import numpy as np
 
 FORMAT_VERSION = 1
+# Below this many vectors an exact (flat) search is fast enough; above it the index
+# is partitioned (IVF) so that one search looks at a few percent of the vectors.
+IVF_MIN_VECTORS = 200_000
+IVF_NPROBE = 24
 
 
 class IndexMismatch(Exception):
@@ -46,6 +50,33 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
+
+    @property
+    def kind(self) -> str:
+        """'flat' (exact) or 'ivf' (partitioned, approximate)."""
+        return "ivf" if isinstance(faiss.downcast_index(self._index), faiss.IndexIVF) else "flat"
+
+    def optimize(self, min_vectors: int = IVF_MIN_VECTORS) -> bool:
+        """Partition a large flat index into an IVF one; True when it did.
+
+        The IVF index keeps add and remove by id, so later updates stay incremental.
+        """
+        n = len(self)
+        if self.kind == "ivf" or n < min_vectors:
+            return False
+        flat = faiss.downcast_index(self._index.index)
+        vectors = flat.reconstruct_n(0, n)
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        nlist = int(4 * np.sqrt(n))
+        quantizer = faiss.IndexFlatIP(self.dimension)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)
+        ivf.train(vectors[sample])
+        ivf.add_with_ids(vectors, ids)
+        ivf.nprobe = IVF_NPROBE
+        self._quantizer = quantizer  # the IVF index does not own it on the Python side
+        self._index = ivf
+        return True
 
     def add(
         self, entry_id: str, rows: list[Row], vectors: np.ndarray, entry_hash: str = ""
@@ -98,6 +129,7 @@ class VectorIndex:
     def manifest(self) -> dict:
         return {
             "format": FORMAT_VERSION,
+            "kind": self.kind,
             "model": self.model,
             "dimension": self.dimension,
             "kb_hash": self.kb_hash,
@@ -137,6 +169,8 @@ class VectorIndex:
             )
         index = cls(dimension, model)
         index._index = faiss.deserialize_index(raw)
+        if index.kind == "ivf":
+            faiss.downcast_index(index._index).nprobe = IVF_NPROBE
         index._next_id = rows["next_id"]
         index.entry_ids = {k: list(v) for k, v in rows["entries"].items()}
         index.rows = {int(i): Row(**r) for i, r in rows["rows"].items()}

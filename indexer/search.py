@@ -184,8 +184,9 @@ class Searcher:
             for entry in wanted.values():
                 self.lexical.set(entry)
             self._embed_entries(todo, progress)
+            optimized = self.index.optimize()
             self.index.kb_hash = self.kb.content_hash()
-            if (todo or stale or not self._saved()) and self.index_dir is not None:
+            if (todo or stale or optimized or not self._saved()) and self.index_dir is not None:
                 self.index.save(self.index_dir)
         return {
             "added": added,

@@ -159,3 +159,25 @@ def test_batching_embedder_groups_concurrent_questions() -> None:
     for i in range(16):  # every caller got its own vector back
         assert np.allclose(out[i][0], HashingEmbedder(64).embed([texts[i]])[0])
     assert len(inner.batches) < 16 and sum(inner.batches) == 16
+
+
+def test_large_index_is_partitioned_and_stays_incremental(tmp_path: Path) -> None:
+    emb = HashingEmbedder(32)
+    index = VectorIndex(32, emb.name)
+    rng = np.random.default_rng(1)
+    for i in range(300):
+        vectors = rng.standard_normal((4, 32)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        index.add(f"e{i}", [Row(f"e{i}", "question", "")] * 4, vectors)
+    assert not index.optimize(min_vectors=10_000) and index.kind == "flat"
+    assert index.optimize(min_vectors=1000) and index.kind == "ivf"
+    assert len(index) == 1200
+    index.add("target", [Row("target", "question", "alpha")], emb.embed(["alpha"]))
+    best = index.best_per_entry(emb.embed(["alpha"])[0])
+    assert best["target"][0] == pytest.approx(1.0, abs=1e-5)
+    index.remove("target")
+    assert "target" not in index.best_per_entry(emb.embed(["alpha"])[0]) and len(index) == 1200
+    index.save(tmp_path / "ix")
+    loaded = VectorIndex.load(tmp_path / "ix", model=emb.name, dimension=32)
+    assert loaded.kind == "ivf" and len(loaded) == 1200
+    assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["kind"] == "ivf"
