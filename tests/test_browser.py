@@ -7,30 +7,18 @@ screenshot in test-artifacts/.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from indexer.embed import SentenceTransformerEmbedder
-from server.app import create_app
 from server.config import Settings
 from server.services import Services
+from tests.live import TIMEOUT_MS, chromium, copy_project, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 HOSTILE = "<script>window.__pwned = 1</script>"
 HOSTILE_ENTRY = f"""\
 id: hostile-entry
@@ -43,47 +31,27 @@ answer: |
 tags: [security]
 status: published
 """
-TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory,
                 real_embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
-    """The app served by uvicorn in a thread, on a free loopback port."""
+    """The app with the real model and sandbox, plus an entry full of hostile HTML."""
     root = tmp_path_factory.mktemp("live")
-    shutil.copytree(REPO / "kb", root / "kb")
-    shutil.copytree(REPO / "demos", root / "demos")
-    (root / "kb" / "hostile-entry.yaml").write_text(HOSTILE_ENTRY)
-    settings = Settings(kb_dir=root / "kb", data_dir=root / "data", chat_rate_limit="off",
+    kb_dir = copy_project(root)
+    (kb_dir / "hostile-entry.yaml").write_text(HOSTILE_ENTRY)
+    settings = Settings(kb_dir=kb_dir, data_dir=root / "data", chat_rate_limit="off",
                         demo_rate_limit="off", sandbox_pool_size=1, sandbox_gpu_pool_size=1,
                         secret_key="browser-tests")
     services = Services.start(settings, embedder=real_embedder)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, services=services),
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}", services
-    server.should_exit = True
-    thread.join(10)
-    services.close()
-    sock.close()
+    with serve(settings, services) as url:
+        yield url, services
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -98,8 +66,7 @@ def page(browser: Browser, live_server: tuple[str, Services],
     failed_before = request.session.testsfailed
     yield pg
     if request.session.testsfailed > failed_before:
-        ARTIFACTS.mkdir(exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        screenshot([pg], request.node.name)
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
 

@@ -1,0 +1,78 @@
+"""A live server and a headless Chromium, shared by the browser tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from server.app import create_app
+from server.config import Settings
+from server.services import Services
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling out, which this
+# machine's closed network refuses.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TIMEOUT_MS = 60_000  # generous: CI machines may be busy
+
+
+def copy_project(root: Path) -> Path:
+    """A private copy of the bundled kb/ and demos/ under root; returns the kb folder."""
+    shutil.copytree(REPO / "kb", root / "kb")
+    shutil.copytree(REPO / "demos", root / "demos")
+    return root / "kb"
+
+
+@contextmanager
+def serve(settings: Settings, services: Services) -> Iterator[str]:
+    """The app served by uvicorn in a thread on a free loopback port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, services=services),
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        services.close()
+        sock.close()
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless (make test installs the package)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshot(pages: list[Page], name: str) -> None:
+    """Keep what the pages showed when a test failed, in test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for i, page in enumerate(pages):
+        suffix = f"-{i}" if len(pages) > 1 else ""
+        page.screenshot(path=str(ARTIFACTS / f"{name}{suffix}.png"), full_page=True)
