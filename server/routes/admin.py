@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -30,15 +28,8 @@ from server.errors import ServiceUnavailable, Unprocessable
 from server.render import render_markdown
 from server.routes.review import queue
 from server.services import Services
+from server.templating import STAFF_HEADERS, templates
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
-# Same policy as the public pages: scripts only from our origin.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
 ENTRY_FIELDS = ("id", "question", "alternate_questions", "answer", "tags", "demo", "status")
 STATS_DAYS = 30
 
@@ -53,7 +44,7 @@ def staff_page(request: Request, name: str, user: StaffUser | None, context: dic
            "csrf_field": CSRF_FIELD, **context}
     ctx.setdefault("nav", "staff")
     return templates.TemplateResponse(request, name, ctx, status_code=status_code,
-                                      headers=HEADERS)
+                                      headers=STAFF_HEADERS)
 
 
 async def guard_page(request: Request, role: str) -> StaffUser | Response:

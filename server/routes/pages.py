@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from indexer.kb import EntryNotFound
 from indexer.schema import Entry
@@ -19,17 +17,8 @@ from server.deps import KBDep, ServicesDep
 from server.errors import NotFound
 from server.render import highlight_code
 from server.routes.entries import entry_to_json, published_entry
+from server.templating import PACKAGE_DIR, PAGE_HEADERS, templates
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
-
-# Scripts only from our own origin: even if sanitizing ever missed something,
-# an injected inline <script> or event handler would not run.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "same-origin"}
 IMAGE_MIMES = {"image/png"}
 BASE64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 EXAMPLE_COUNT = 4
