@@ -74,6 +74,7 @@ class SentenceTransformerEmbedder:
         )
         self.dimension = int(get_dim() or 0)
         self.batch_size = batch_size
+        self._preprocess = getattr(self._model, "preprocess", None) or self._model.tokenize
         # torch's CPU kernels are not meant to be entered from many threads at once.
         self._lock = threading.Lock()
 
@@ -81,6 +82,15 @@ class SentenceTransformerEmbedder:
         """Encode texts into unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) <= self.batch_size:
+            # A question (or a micro-batch of them): call the modules directly. Same
+            # vectors as encode(), without its per-call bookkeeping (~6 ms of 20 here).
+            import torch  # loaded by sentence-transformers already; kept out of module import
+
+            with self._lock, torch.inference_mode():
+                features = self._preprocess(list(texts))
+                out = self._model(features)["sentence_embedding"]
+            return _normalize(out.float().numpy())
         with self._lock:
             vectors = self._model.encode(
                 list(texts),
