@@ -58,7 +58,9 @@ run: install  ## serve the bundled knowledge base on http://$(HOST):$(PORT)
 	$(ASKTA) index
 	$(ASKTA) serve --host $(HOST) --port $(PORT)
 
-test: install browser-deps  ## run the whole test suite
+test: install browser-deps  ## lint, check every entry and demo, run the whole test suite
+	$(VENV)/bin/ruff check indexer server tests benchmarks
+	$(VENV)/bin/mypy
 	$(ASKTA) check --demos
 	$(PY) -m pytest -q
 

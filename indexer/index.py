@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -41,7 +42,8 @@ class VectorIndex:
 
     def __init__(self, dimension: int, model: str):
         self.dimension, self.model = dimension, model
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        # faiss's Python types are loose: an IndexIDMap2 over a flat index, or an IndexIVFFlat
+        self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self.rows: dict[int, Row] = {}
         self.entry_ids: dict[str, list[int]] = {}
         self.entry_hashes: dict[str, str] = {}
@@ -168,9 +170,10 @@ class VectorIndex:
                 f"the server uses {model} ({dimension}d)"
             )
         index = cls(dimension, model)
-        index._index = faiss.deserialize_index(raw)
+        index._index = faiss.deserialize_index(raw)  # this reference owns the index
         if index.kind == "ivf":
-            faiss.downcast_index(index._index).nprobe = IVF_NPROBE
+            ivf: Any = faiss.downcast_index(index._index)
+            ivf.nprobe = IVF_NPROBE
         index._next_id = rows["next_id"]
         index.entry_ids = {k: list(v) for k, v in rows["entries"].items()}
         index.rows = {int(i): Row(**r) for i, r in rows["rows"].items()}

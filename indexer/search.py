@@ -208,7 +208,8 @@ class Searcher:
         pending: list[tuple[Entry, list[Row]]] = [(e, entry_texts(e)) for e in entries]
         done = 0
         while pending:
-            chunk, size = [], 0
+            chunk: list[tuple[Entry, list[Row]]] = []
+            size = 0
             while pending and (size < batch or not chunk):
                 e, rows = pending.pop(0)
                 chunk.append((e, rows))

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means a SQLite file in data_dir."
     )
-    secret_key: str = Field("", description="Signs session cookies; generated into data_dir if empty.")
+    secret_key: str = Field(
+        "", description="Signs session cookies; generated into data_dir if empty."
+    )
     chat_rate_limit: str = "30/minute"
     demo_rate_limit: str = "6/minute"
     trust_proxy_headers: bool = False
@@ -51,7 +53,8 @@ class Settings(BaseSettings):
     sandbox_enabled: bool = True
     sandbox_python: Path = Field(
         Path("/opt/askta/sandbox-venv/bin/python"),
-        description="Interpreter that runs demos inside bubblewrap; must be readable by sandbox_uid.",
+        description="Interpreter that runs demos inside bubblewrap; "
+        "must be readable by sandbox_uid.",
     )
     sandbox_bwrap: str = "bwrap"
     sandbox_uid: int = 65534

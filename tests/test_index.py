@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
 from indexer.embed import HashingEmbedder
-from indexer.index import IndexMismatch, Row, VectorIndex
+from indexer.index import IVF_NPROBE, IndexMismatch, Row, VectorIndex
 from indexer.kb import KnowledgeBase
 from indexer.schema import Entry
 from indexer.search import Searcher
@@ -180,4 +181,9 @@ def test_large_index_is_partitioned_and_stays_incremental(tmp_path: Path) -> Non
     index.save(tmp_path / "ix")
     loaded = VectorIndex.load(tmp_path / "ix", model=emb.name, dimension=32)
     assert loaded.kind == "ivf" and len(loaded) == 1200
+    assert faiss.downcast_index(loaded._index).nprobe == IVF_NPROBE
+    loaded.add("again", [Row("again", "question", "alpha")], emb.embed(["alpha"]))
+    assert loaded.best_per_entry(emb.embed(["alpha"])[0])["again"][0] == pytest.approx(
+        1.0, abs=1e-5
+    )
     assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["kind"] == "ivf"
