@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,7 @@ class Searcher:
         self.thresholds = thresholds or Thresholds()
         self.index_dir = index_dir
         self.lexical = LexicalIndex()
+        self.stats: dict[str, int] = {}  # what the last sync did
         self._lock = threading.RLock()
 
     # --- building --------------------------------------------------------------------------
@@ -166,8 +168,6 @@ class Searcher:
         )
         searcher.stats = searcher.sync(progress)
         return searcher
-
-    stats: dict[str, int] = {}
 
     def sync(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Update the index to match the KB; count the entries added, changed and removed."""
@@ -205,13 +205,13 @@ class Searcher:
         progress: Callable[[int, int], None] | None = None,
         batch: int = 256,
     ) -> None:
-        pending: list[tuple[Entry, list[Row]]] = [(e, entry_texts(e)) for e in entries]
+        pending = deque((e, entry_texts(e)) for e in entries)
         done = 0
         while pending:
             chunk: list[tuple[Entry, list[Row]]] = []
             size = 0
             while pending and (size < batch or not chunk):
-                e, rows = pending.pop(0)
+                e, rows = pending.popleft()
                 chunk.append((e, rows))
                 size += len(rows)
             vectors = self.embedder.embed([r.text for _, rows in chunk for r in rows])
