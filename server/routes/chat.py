@@ -8,6 +8,8 @@ from starlette.concurrency import run_in_threadpool
 
 from server.deps import ClientDep, ServicesDep
 from server.errors import PayloadTooLarge, Unprocessable
+from server.ratelimit import check_rate
+from server.routes.entries import entry_to_json
 from server.services import Services
 
 router = APIRouter(prefix="/api", tags=["chat"])
@@ -44,22 +46,12 @@ async def chat(
         )
     if not body.message.strip():
         raise Unprocessable("The message is empty: type a question.")
-    _rate_limit(request, "chat")
+    check_rate(request, "chat")
     return await run_in_threadpool(answer, services, body.message, client, body.session_id)
-
-
-def _rate_limit(request: Request, kind: str) -> None:
-    try:
-        from server.ratelimit import check_rate
-    except ImportError:  # the limiter module is optional at this layer
-        return
-    check_rate(request, kind)  # type: ignore[arg-type]
 
 
 def answer(services: Services, message: str, client: str, session_id: str | None) -> dict:
     """Search, record the question (and a review item when not answered), build the reply."""
-    from server.routes.entries import entry_to_json
-
     result = services.searcher.search(message)
     suggestions = [h.to_dict() for h in result.suggestions]
     store = services.store
