@@ -129,6 +129,7 @@ def _searcher(settings: Settings, progress: bool = False) -> Any:
 @click.option("--port", type=int, help="Port (ASKTA_PORT, default 8000).")
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
 @click.pass_context
+@handle_errors
 def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) -> None:
     """Serve the chat page and the JSON API.
 
@@ -140,7 +141,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
 
     import uvicorn
 
+    from indexer.kb import KnowledgeBase
+
     settings = settings_from(ctx, host=host, port=port)
+    KnowledgeBase.load(settings.kb_dir)  # a broken entry: file, line and field, not a traceback
     # The factory reads its settings from the environment in the server process.
     for name, value in (
         ("ASKTA_KB_DIR", settings.kb_dir),

@@ -75,3 +75,11 @@ def test_bad_setting_is_a_usage_error(run, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ASKTA_CHAT_RATE_LIMIT", "lots")
     result = CliRunner().invoke(cli, ["check"])
     assert result.exit_code == 2 and "30/minute" in result.output
+
+
+def test_serve_refuses_a_broken_kb_with_a_clear_message(run, kb_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    (kb_dir / "course-calendar.yaml").write_text("id: course-calendar\nquestion: When?\nbogus: 1\n")
+    result = run("serve", "--port", "1")
+    assert result.exit_code == 3
+    assert "kb/course-calendar.yaml: line 3: 'bogus' is not a field of an entry" in result.output
+    assert "Traceback" not in result.output
