@@ -106,8 +106,7 @@ def test_an_off_topic_question_gets_the_honest_reply(page: Page) -> None:
 
 def test_run_streams_output_and_a_plot(page: Page, live_server: tuple[str, Services]) -> None:
     services = live_server[1]
-    if services.sandbox is None:
-        pytest.skip(f"no sandbox here: {services.sandbox_error}")
+    assert services.sandbox is not None, f"the sandbox must run here: {services.sandbox_error}"
     p = page
     p.goto("/entries/why-nonlinearities")
     p.get_by_role("button", name="Run").click()
