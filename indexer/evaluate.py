@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from indexer.kb import KnowledgeBaseError, Problem
-from indexer.search import Searcher, SearchResult, Thresholds
+from indexer.search import Searcher, SearchResult, Thresholds, index_identity
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def leave_one_out(searcher: Searcher) -> Report:
     kb = KnowledgeBase(searcher.kb.kb_dir, searcher.kb.project_dir, dict(searcher.kb.entries))
     embedder = searcher.embedder
     copy = Searcher(
-        kb, embedder, VectorIndex(embedder.dimension, embedder.name), searcher.thresholds
+        kb, embedder, VectorIndex(embedder.dimension, index_identity(embedder)), searcher.thresholds
     )
     copy.sync()
     outcomes = []

@@ -187,3 +187,16 @@ def test_large_index_is_partitioned_and_stays_incremental(tmp_path: Path) -> Non
         1.0, abs=1e-5
     )
     assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["kind"] == "ivf"
+
+
+def test_a_new_text_recipe_rebuilds_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import indexer.search
+
+    kb = small_kb(tmp_path)
+    Searcher.open(kb, CountingEmbedder(), tmp_path / "ix")
+    monkeypatch.setattr(indexer.search, "TEXTS_VERSION", indexer.search.TEXTS_VERSION + 1)
+    emb = CountingEmbedder()
+    rebuilt = Searcher.open(KnowledgeBase.load(kb.kb_dir), emb, tmp_path / "ix")
+    assert rebuilt.stats["added"] == 3 and emb.calls > 0
