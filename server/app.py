@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -96,7 +96,3 @@ def create_app(settings: Settings | None = None, *, services: object | None = No
 
     include_routers(app)
     return app
-
-
-def get_services(request: Request) -> object:
-    return request.app.state.services

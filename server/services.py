@@ -49,10 +49,8 @@ class Services:
 
     def seed_queue(self) -> None:
         """Entries still waiting for an answer appear in the review queue from the start."""
-        try:
-            from server.review import ensure_seed_items
-        except ImportError:
-            return
+        from server.review import ensure_seed_items
+
         ensure_seed_items(self.store, self.kb)
 
     def start_sandbox(self) -> None:
