@@ -32,6 +32,7 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from indexer.embed import EmbedderError
         from indexer.kb import EntryNotFound, KnowledgeBaseError
+        from server.sandbox.errors import SandboxError
 
         try:
             return func(*args, **kwargs)
@@ -43,7 +44,7 @@ def handle_errors(func: F) -> F:
         except EntryNotFound as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(EXIT_INVALID)
-        except EmbedderError as e:
+        except (EmbedderError, SandboxError) as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(EXIT_UNAVAILABLE)
 

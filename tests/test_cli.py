@@ -83,3 +83,11 @@ def test_serve_refuses_a_broken_kb_with_a_clear_message(run, kb_dir: Path) -> No
     assert result.exit_code == 3
     assert "kb/course-calendar.yaml: line 3: 'bogus' is not a field of an entry" in result.output
     assert "Traceback" not in result.output
+
+
+def test_check_demos_without_a_sandbox_says_why(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ASKTA_SANDBOX_BWRAP", "/nonexistent/bwrap")
+    result = run("check", "--demos")
+    assert result.exit_code == 4
+    assert result.output.startswith("error: ") and "bwrap" in result.output
+    assert "Traceback" not in result.output
