@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
 
 from indexer.embed import HashingEmbedder, SentenceTransformerEmbedder
 from server.app import create_app
@@ -64,3 +65,12 @@ def client(settings: Settings, services: Services) -> Iterator[TestClient]:
     """A TestClient over a fresh app."""
     with TestClient(create_app(settings, services=services)) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium, one per browser-test module."""
+    from tests.live import chromium
+
+    with chromium() as b:
+        yield b

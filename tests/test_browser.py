@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from indexer.embed import SentenceTransformerEmbedder
 from server.config import Settings
 from server.services import Services
-from tests.live import TIMEOUT_MS, chromium, copy_project, screenshot, serve
+from tests.live import TIMEOUT_MS, copy_project, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -46,12 +46,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
     services = Services.start(settings, embedder=real_embedder)
     with serve(settings, services) as url:
         yield url, services
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

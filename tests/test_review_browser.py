@@ -16,7 +16,7 @@ from indexer.embed import SentenceTransformerEmbedder
 from server.auth import Accounts
 from server.config import Settings
 from server.services import Services
-from tests.live import TIMEOUT_MS, chromium, copy_project, screenshot, serve
+from tests.live import TIMEOUT_MS, copy_project, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -38,12 +38,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
     accounts.add("ian", "instructor", "ian-password")
     with serve(settings, services) as url:
         yield url, services
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
