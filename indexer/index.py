@@ -22,6 +22,12 @@ FORMAT_VERSION = 1
 # is partitioned (IVF) so that one search looks at a few percent of the vectors.
 IVF_MIN_VECTORS = 200_000
 IVF_NPROBE = 24
+# Searches run on the calling thread alone. A question is one vector, which gains
+# nothing from more threads, while an OpenMP team started from a server's worker
+# thread costs far more than the search and its idle workers spin, taking the CPU
+# from the encoder. omp_set_num_threads applies to the calling thread only, so it
+# is set on each call.
+SEARCH_THREADS = 1
 
 
 class IndexMismatch(Exception):
@@ -112,6 +118,7 @@ class VectorIndex:
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query vector; ids are -1 where fewer exist."""
         k = max(1, min(k, len(self) or 1))
+        faiss.omp_set_num_threads(SEARCH_THREADS)
         scores, ids = self._index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         return scores, ids
 

@@ -101,7 +101,7 @@ def _searcher(settings: Settings, progress: bool = False) -> Any:
     from server.services import thresholds_from
 
     kb = KnowledgeBase.load(settings.kb_dir)
-    embedder = load_embedder(settings.model)
+    embedder = load_embedder(settings.model, settings.encoder)
     bar: Any = None
 
     def report(done: int, total: int) -> None:

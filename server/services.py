@@ -38,7 +38,7 @@ class Services:
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         kb = KnowledgeBase.load(settings.kb_dir)
-        embedder = embedder or load_embedder(settings.model)
+        embedder = embedder or load_embedder(settings.model, settings.encoder)
         searcher = Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings))
         store = Store(settings.db_url)
         store.migrate()

@@ -265,3 +265,79 @@ def test_two_stores_on_one_sqlite_file(tmp_path: Path) -> None:
     assert len(a.review_items()) == 40
     a.close()
     b.close()
+
+
+def test_logged_question_is_seen_by_the_next_read(store: Store) -> None:
+    """log_question returns before the write; any read after it still sees it."""
+    rid = store.log_question("why relu", client="10.0.0.1", session_id="s1", entry_id=None,
+                             score=0.41, answered=False, suggestions=SUGGESTIONS,
+                             review={"reason": "unanswered", "embedding": b"\x01" * 8})
+    assert isinstance(rid, str) and rid
+    item = store.review_item(rid)
+    q = store.questions()[0]
+    assert (q.text, q.client, q.session_id, q.answered) == ("why relu", "10.0.0.1", "s1", False)
+    assert (item.question_id, item.reason, item.embedding) == (q.id, "unanswered", b"\x01" * 8)
+    assert item.suggestions == SUGGESTIONS
+    answered = store.log_question("what is a tensor", client="c", session_id=None,
+                                  entry_id="tensors", score=0.9, answered=True, suggestions=[])
+    assert answered is None
+    assert [q.entry_id for q in store.questions()] == ["tensors", None]
+    assert len(store.review_items()) == 1
+
+
+def test_logged_questions_from_many_threads_all_land(store: Store) -> None:
+    def work(n: int) -> None:
+        for i in range(25):
+            store.log_question(f"q{n}-{i}", client=str(n), session_id=None, entry_id=None,
+                               score=0.1, answered=i % 2 == 0, suggestions=[],
+                               review=None if i % 2 == 0 else {"reason": "unanswered"})
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.summary()["questions"] == 200
+    items = store.review_items()
+    assert len(items) == 96 and all(item.question_id is not None for item in items)
+
+
+def test_close_writes_what_is_still_queued(db_url: str) -> None:
+    store = Store(db_url)
+    store.migrate()
+    for i in range(50):
+        store.log_question(f"q{i}", client="c", session_id=None, entry_id=None, score=0.1,
+                           answered=True, suggestions=[])
+    store.close()
+    reopened = Store(db_url)
+    assert reopened.summary()["questions"] == 50
+    reopened.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.log_question("late", client="c", session_id=None, entry_id=None, score=0.1,
+                           answered=True, suggestions=[])
+
+
+def test_a_failing_write_is_retried_then_logged_and_readers_go_on(
+        store: Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = store._behind._write
+
+    def flaky(batch: list) -> None:
+        calls.append(len(batch))
+        if len(calls) < 3:
+            raise OSError("disk I/O error")
+        real(batch)
+
+    monkeypatch.setattr(store._behind, "_write", flaky)
+    monkeypatch.setattr(store._behind, "RETRY_DELAY_S", 0.01)
+    store.log_question("kept", client="c", session_id=None, entry_id=None, score=0.1,
+                       answered=True, suggestions=[])
+    assert [q.text for q in store.questions()] == ["kept"] and len(calls) == 3
+
+    monkeypatch.setattr(store._behind, "_write", lambda batch: (_ for _ in ()).throw(
+        OSError("disk full")))
+    store.log_question("what is lost", client="c", session_id=None, entry_id=None, score=0.1,
+                       answered=True, suggestions=[])
+    assert [q.text for q in store.questions()] == ["kept"]  # the read does not hang
+    assert "could not write 1 logged questions" in caplog.text
+    assert "what is lost" in caplog.text

@@ -51,11 +51,17 @@ async def chat(
 
 
 def answer(services: Services, message: str, client: str, session_id: str | None) -> dict:
-    """Search, record the question (and a review item when not answered), build the reply."""
+    """Search, log the question (and a review item when not answered), build the reply."""
     result = services.searcher.search(message)
     suggestions = [h.to_dict() for h in result.suggestions]
-    store = services.store
-    qid = store.record_question(
+    review = None
+    if not result.answered:
+        review = {
+            "reason": "unanswered",
+            "embedding": result.vector.tobytes() if result.vector is not None else None,
+            "entry_id": result.pending_entry,
+        }
+    review_id = services.store.log_question(
         message,
         client=client,
         session_id=session_id,
@@ -63,17 +69,8 @@ def answer(services: Services, message: str, client: str, session_id: str | None
         score=float(result.score),
         answered=result.answered,
         suggestions=suggestions,
+        review=review,
     )
-    review_id = None
-    if not result.answered:
-        review_id = store.open_review_item(
-            qid,
-            message,
-            reason="unanswered",
-            suggestions=suggestions,
-            embedding=result.vector.tobytes() if result.vector is not None else None,
-            entry_id=result.pending_entry,
-        )
     return {
         "answered": result.answered,
         "entry": entry_to_json(services, result.entry) if result.entry else None,

@@ -3,10 +3,19 @@
 SQLite by default (one file, WAL so readers never wait for the writer, a busy
 timeout and BEGIN IMMEDIATE so concurrent writers queue instead of failing);
 PostgreSQL by URL when several servers share one queue.
+
+The chat path does not wait for the database: `log_question` hands the question
+(and its review item) to a background writer, which commits whatever has queued
+up in one transaction. Every read and write through the Store first waits for
+the questions queued before it, so a review id returned by the chat can be used
+at once, and `close()` writes what is left.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -31,6 +40,8 @@ from server.store.models import (
     User,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -105,6 +116,7 @@ class Store:
         self._write = sessionmaker(
             self.engine.execution_options(askta_write=True), expire_on_commit=False
         )
+        self._behind = _WriteBehind(self._write_questions)
 
     # --- lifecycle -------------------------------------------------------------------------
     def migrate(self, revision: str = "head") -> None:
@@ -122,26 +134,48 @@ class Store:
             return MigrationContext.configure(conn).get_current_revision()
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Write the questions still queued, then close every pooled connection."""
+        self._behind.close()
         self.engine.dispose()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A session for reads."""
+        """A session for reads, which sees every question logged before it."""
+        self._behind.wait()
         with self._read() as session:
             yield session
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
         """A session whose transaction commits at the end (or rolls back on error)."""
+        self._behind.wait()
         with self._write() as session, session.begin():
             yield session
 
     # --- the chat path ---------------------------------------------------------------------
+    def log_question(self, text: str, *, client: str, session_id: str | None,
+                     entry_id: str | None, score: float, answered: bool,
+                     suggestions: list[dict[str, Any]], review: dict[str, Any] | None = None,
+                     ) -> str | None:
+        """Queue one question and what the bot did with it for the background writer.
+
+        `review` (reason, and optionally embedding and entry_id) also opens a review
+        item for it; its id is returned at once, and any later read sees it.
+        """
+        question = {"text": text, "client": client, "session_id": session_id,
+                    "entry_id": entry_id, "score": float(score), "answered": bool(answered),
+                    "suggestions": _plain(suggestions), "asked_at": utcnow()}
+        item = None
+        if review is not None:
+            item = _review_item(None, text, suggestions=suggestions, **review)
+            item = {c.key: getattr(item, c.key) for c in ReviewItem.__table__.columns}
+        self._behind.put((question, item))
+        return item["id"] if item is not None else None
+
     def record_question(self, text: str, *, client: str, session_id: str | None,
                         entry_id: str | None, score: float, answered: bool,
                         suggestions: list[dict[str, Any]]) -> int:
-        """Log one question and what the bot did with it; return its id."""
+        """Log one question and what the bot did with it, now; return its id."""
         with self.writing() as s:
             q = Question(text=text, client=client, session_id=session_id, entry_id=entry_id,
                          score=float(score), answered=bool(answered),
@@ -150,16 +184,27 @@ class Store:
             s.flush()
             return q.id
 
+    def _write_questions(self, batch: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """The background writer's transaction: the questions, then their review items."""
+        with self._write() as s, s.begin():
+            ids = s.execute(
+                insert(Question.__table__).returning(
+                    Question.__table__.c.id, sort_by_parameter_order=True
+                ),
+                [q for q, _ in batch],
+            ).scalars().all()
+            items = [{**item, "question_id": qid}
+                     for (_, item), qid in zip(batch, ids, strict=True) if item is not None]
+            if items:
+                s.execute(insert(ReviewItem.__table__), items)
+
     def open_review_item(self, question_id: int | None, text: str, *, reason: str,
                          suggestions: list[dict[str, Any]], embedding: bytes | None = None,
                          entry_id: str | None = None) -> str:
         """Put a question in the review queue; return the review id."""
-        if reason not in REVIEW_REASONS:
-            raise ValueError(f"reason must be one of {', '.join(REVIEW_REASONS)}, not {reason!r}")
+        item = _review_item(question_id, text, reason=reason, suggestions=suggestions,
+                            embedding=embedding, entry_id=entry_id)
         with self.writing() as s:
-            item = ReviewItem(id=new_review_id(), question_id=question_id, text=text,
-                              reason=reason, status="open", suggestions=_plain(suggestions),
-                              embedding=embedding, entry_id=entry_id, created_at=utcnow())
             s.add(item)
             return item.id
 
@@ -383,6 +428,109 @@ class Store:
             rows = s.execute(select(ReviewItem.status, func.count())
                              .group_by(ReviewItem.status)).all()
         return {status: count for status, count in rows}
+
+
+def _review_item(question_id: int | None, text: str, *, reason: str,
+                 suggestions: list[dict[str, Any]], embedding: bytes | None = None,
+                 entry_id: str | None = None) -> ReviewItem:
+    if reason not in REVIEW_REASONS:
+        raise ValueError(f"reason must be one of {', '.join(REVIEW_REASONS)}, not {reason!r}")
+    return ReviewItem(id=new_review_id(), question_id=question_id, text=text, reason=reason,
+                      status="open", suggestions=_plain(suggestions), embedding=embedding,
+                      entry_id=entry_id, created_at=utcnow())
+
+
+class _WriteBehind:
+    """A thread that writes queued items in batches, and a barrier for readers.
+
+    `put` never blocks on the database. `wait` returns once everything put before
+    it has been written (or given up on). A batch that fails is retried; after
+    WRITE_ATTEMPTS failures its questions are logged at ERROR level, text and
+    all, so that nothing disappears without a trace.
+    """
+
+    WRITE_ATTEMPTS = 5
+    RETRY_DELAY_S = 0.2
+    # How long the writer lets items gather before a write, unless a reader waits:
+    # a write then never competes with the request that queued it for the GIL,
+    # and under load one transaction takes many questions.
+    LINGER_S = 0.05
+    MAX_BATCH = 1000
+
+    def __init__(self, write: Any):
+        self._write = write
+        self._cv = threading.Condition()
+        self._pending: list[Any] = []
+        self._queued = self._done = 0
+        self._waiting = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def put(self, item: Any) -> None:
+        with self._cv:
+            if self._closed:
+                raise StoreError("The store is closed.")
+            self._pending.append(item)
+            self._queued += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="askta-question-log",
+                                                daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def wait(self) -> None:
+        if threading.current_thread() is self._thread:
+            return
+        with self._cv:
+            target = self._queued
+            if self._done >= target:
+                return
+            self._waiting += 1
+            self._cv.notify_all()
+            try:
+                while self._done < target:
+                    self._cv.wait()
+            finally:
+                self._waiting -= 1
+
+    def close(self) -> None:
+        self.wait()
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending and not self._closed:
+                    self._cv.wait()
+                if not self._pending:
+                    return
+                deadline = time.monotonic() + self.LINGER_S
+                while not (self._waiting or self._closed or len(self._pending) >= self.MAX_BATCH):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+                batch, self._pending = self._pending, []
+            self._write_batch(batch)
+            with self._cv:
+                self._done += len(batch)
+                self._cv.notify_all()
+
+    def _write_batch(self, batch: list[Any]) -> None:
+        for attempt in range(1, self.WRITE_ATTEMPTS + 1):
+            try:
+                self._write(batch)
+                return
+            except Exception:
+                if attempt == self.WRITE_ATTEMPTS:
+                    log.exception("could not write %d logged questions; they were: %r",
+                                  len(batch), [q["text"] for q, _ in batch])
+                    return
+                time.sleep(self.RETRY_DELAY_S * attempt)
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Any:
