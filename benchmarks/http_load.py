@@ -168,8 +168,9 @@ async def load(base: str, qs: list[str], concurrency: int, seconds: float,
             sent += 1
             t = time.perf_counter()
             try:
-                statuses[str(await asyncio.wait_for(
-                    conn.post_json("/api/chat", bodies[i % len(bodies)]), 30))] += 1
+                async with asyncio.timeout(30):
+                    status = await conn.post_json("/api/chat", bodies[i % len(bodies)])
+                statuses[str(status)] += 1
             except (OSError, ValueError, IndexError, asyncio.IncompleteReadError,
                     TimeoutError) as e:
                 statuses[type(e).__name__] += 1

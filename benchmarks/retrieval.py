@@ -2,7 +2,7 @@
 
 Prints p50/p99 of one full search (encode + FAISS + decision), the bare encode
 of one query beside it, index build time per 1k entries, and memory.
-Run: .venv/bin/python benchmarks/retrieval.py [--quick]
+Run: .venv/bin/python benchmarks/retrieval.py [--quick] [--encoder auto|onnx|torch]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
+from indexer.embed import load_embedder  # noqa: E402
 from indexer.index import Row  # noqa: E402
 from indexer.kb import KnowledgeBase  # noqa: E402
 from indexer.schema import Entry  # noqa: E402
@@ -72,12 +72,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no 100k")
     parser.add_argument("-n", type=int, default=200, help="searches per measurement")
+    parser.add_argument("--encoder", default="auto", choices=["auto", "onnx", "torch"],
+                        help="what runs the model (default auto, as the server)")
     args = parser.parse_args()
     n = 50 if args.quick else args.n
 
     t = time.perf_counter()
-    embedder = SentenceTransformerEmbedder()
+    embedder = load_embedder("", args.encoder).inner  # type: ignore[attr-defined]
     load_s = time.perf_counter() - t
+    runtime = "onnx" if type(embedder).__name__ == "OnnxEmbedder" else "torch"
     embedder.embed(["warm up"])
 
     kb = KnowledgeBase.load(REPO / "kb")
@@ -127,7 +130,7 @@ def main() -> None:
     build_1k = time.perf_counter() - t
 
     print(
-        f"model load {load_s:.2f} s; bundled KB ({kb_size} entries) "
+        f"model load ({runtime}) {load_s:.2f} s; bundled KB ({kb_size} entries) "
         f"indexed in {bundled_build:.2f} s"
     )
     print(f"{'measurement':<34}{'vectors':>10}{'p50 ms':>10}{'p99 ms':>10}")

@@ -2,8 +2,9 @@
 
 Results are keyed by the demo file's content hash and the device, so editing a
 demo invalidates its cached output. Each result is one JSON file under
-`<data_dir>/demo-cache/`, written atomically; results are also kept in memory,
-so serving an entry costs a `stat` of its demo file and nothing more once warm.
+`<data_dir>/demo-cache/`, written atomically; results, and misses, are also kept
+in memory (this server is the only writer), so serving an entry costs a `stat`
+of its demo file and nothing more once warm.
 """
 
 from __future__ import annotations
@@ -57,17 +58,16 @@ class DemoCache:
     def get(self, code_hash: str, device: str) -> dict[str, Any] | None:
         """The cached result for this demo content on this device, or None."""
         key = self.key(code_hash, device)
-        if key in self._results and self._results[key] is not None:
+        if key in self._results:
             return self._results[key]
-        path = self._file(key)
         try:
-            result = json.loads(path.read_text(encoding="utf-8"))
+            result = json.loads(self._file(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return None
+            result = None
         if not isinstance(result, dict):
-            return None
+            result = None
         with self._lock:
-            self._results[key] = result
+            self._results.setdefault(key, result)
         return result
 
     def put(self, code_hash: str, device: str, result: dict[str, Any]) -> bool:

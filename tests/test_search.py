@@ -112,3 +112,15 @@ def test_suggestions_only_close_runners_up_when_answered(tmp_path: Path) -> None
     s.thresholds = s.thresholds.replace(score=5.0)
     routed = s.search("Why do we need ReLU nonlinearities?")
     assert not routed.answered and routed.suggestions == routed.hits
+
+
+def test_query_tokens_match_the_index_tokenizer() -> None:
+    import bm25s
+
+    from indexer.lexical import query_tokens
+
+    for text in ["How big is the weight matrix of nn.Linear and why?", "what's ReLU's x_2 for",
+                 "É l'été — naïve café", "a I", "", "pad_sequence vs. torch.stack (dim=0)"]:
+        expected = bm25s.tokenize([text], stopwords="en", show_progress=False,
+                                  return_ids=False)[0]
+        assert query_tokens(text) == expected, text

@@ -167,8 +167,8 @@ class Store:
                     "suggestions": _plain(suggestions), "asked_at": utcnow()}
         item = None
         if review is not None:
-            item = _review_item(None, text, suggestions=suggestions, **review)
-            item = {c.key: getattr(item, c.key) for c in ReviewItem.__table__.columns}
+            row = _review_item(None, text, suggestions=suggestions, **review)
+            item = {c.key: getattr(row, c.key) for c in ReviewItem.__table__.columns}
         self._behind.put((question, item))
         return item["id"] if item is not None else None
 
@@ -188,15 +188,13 @@ class Store:
         """The background writer's transaction: the questions, then their review items."""
         with self._write() as s, s.begin():
             ids = s.execute(
-                insert(Question.__table__).returning(
-                    Question.__table__.c.id, sort_by_parameter_order=True
-                ),
+                insert(Question).returning(Question.id, sort_by_parameter_order=True),
                 [q for q, _ in batch],
             ).scalars().all()
             items = [{**item, "question_id": qid}
                      for (_, item), qid in zip(batch, ids, strict=True) if item is not None]
             if items:
-                s.execute(insert(ReviewItem.__table__), items)
+                s.execute(insert(ReviewItem), items)
 
     def open_review_item(self, question_id: int | None, text: str, *, reason: str,
                          suggestions: list[dict[str, Any]], embedding: bytes | None = None,
