@@ -83,3 +83,23 @@ def test_runtime_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         load_embedder("", "tensorrt")
     # The fake embedder has no runtime to choose.
     assert load_embedder("hashing-64", "onnx").dimension == 64
+
+
+def test_long_texts_go_in_small_batches(onnx: OnnxEmbedder,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each model call stays within the token budget; short texts still share calls."""
+    calls: list[tuple[int, int]] = []
+    run = onnx._run
+
+    def spy(encodings: list) -> np.ndarray:
+        calls.append((len(encodings), max(len(e.ids) for e in encodings)))
+        return run(encodings)
+
+    monkeypatch.setattr(onnx, "_run", spy)
+    texts = ["word " * 400] * 40 + [f"short question {i}" for i in range(40)]
+    vectors = onnx.embed(texts)
+    assert vectors.shape == (80, 384)
+    assert all(n * width <= onnx_embed.MAX_BATCH_TOKENS for n, width in calls)
+    assert sum(n for n, _ in calls) == 80
+    assert max(n for n, _ in calls) == onnx.batch_size  # the short ones, 32 at a time
+    assert np.allclose(vectors[0], vectors[39], atol=1e-5)
