@@ -7,7 +7,10 @@ similarity. Saved as a directory: index.faiss, rows.json and manifest.json
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -17,7 +20,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
+JOURNAL = "journal.jsonl"
+# A snapshot is rewritten once the journal outgrows it (or this many bytes, if more).
+MIN_COMPACT_BYTES = 8 << 20
 # Below this many vectors an exact (flat) search is fast enough; above it the index
 # is partitioned (IVF) so that one search looks at a few percent of the vectors.
 IVF_MIN_VECTORS = 200_000
@@ -53,8 +61,19 @@ class VectorIndex:
         self.rows: dict[int, Row] = {}
         self.entry_ids: dict[str, list[int]] = {}
         self.entry_hashes: dict[str, str] = {}
-        self.kb_hash = ""
         self._next_id = 0
+        self._content_hash: str | None = None
+        self._snapshot_bytes = 0
+
+    @property
+    def kb_hash(self) -> str:
+        """Hash of the indexed content: every entry id with its entry hash."""
+        if self._content_hash is None:
+            h = hashlib.sha256()
+            for entry_id in sorted(self.entry_hashes):
+                h.update(f"{entry_id}\x1f{self.entry_hashes[entry_id]}\x1e".encode())
+            self._content_hash = h.hexdigest()
+        return self._content_hash
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -90,6 +109,7 @@ class VectorIndex:
         self, entry_id: str, rows: list[Row], vectors: np.ndarray, entry_hash: str = ""
     ) -> None:
         """Add (or replace) the vectors of one entry."""
+        self._content_hash = None
         if entry_id in self.entry_ids:
             self.remove(entry_id)
         if len(rows) != len(vectors):
@@ -108,6 +128,7 @@ class VectorIndex:
 
     def remove(self, entry_id: str) -> None:
         """Drop every vector of one entry."""
+        self._content_hash = None
         ids = self.entry_ids.pop(entry_id, [])
         self.entry_hashes.pop(entry_id, None)
         if ids:
@@ -148,17 +169,76 @@ class VectorIndex:
         }
 
     def save(self, directory: Path) -> None:
-        """Write the index directory; each file replaced atomically."""
+        """Write a snapshot of the whole index, each file replaced atomically, and
+        start an empty journal."""
         directory.mkdir(parents=True, exist_ok=True)
         rows = {
             "next_id": self._next_id,
             "entries": self.entry_ids,
             "rows": {str(i): asdict(r) for i, r in self.rows.items()},
         }
-        _atomic_bytes(directory / "index.faiss", faiss.serialize_index(self._index).tobytes())
+        index_bytes = faiss.serialize_index(self._index).tobytes()
+        _atomic_bytes(directory / "index.faiss", index_bytes)
         _atomic_bytes(directory / "rows.json", json.dumps(rows).encode())
         # The manifest goes last: a directory whose manifest matches is complete.
         _atomic_bytes(directory / "manifest.json", json.dumps(self.manifest(), indent=2).encode())
+        # Replaying a journal is idempotent, so a crash before this line loses nothing.
+        (directory / JOURNAL).unlink(missing_ok=True)
+        self._snapshot_bytes = len(index_bytes)
+
+    def save_entry(self, directory: Path, entry_id: str) -> None:
+        """Persist the change to one entry (added, replaced or removed) as it stands now.
+
+        The change is appended to the journal (and fsynced), which costs the entry's
+        size, not the index's; once the journal outgrows the snapshot, a new snapshot
+        is written instead.
+        """
+        if not (directory / "manifest.json").exists():
+            self.save(directory)
+            return
+        journal = directory / JOURNAL
+        size = journal.stat().st_size if journal.exists() else 0
+        if size > max(self._snapshot_bytes, MIN_COMPACT_BYTES):
+            self.save(directory)
+            return
+        if entry_id in self.entry_ids:
+            ids = self.entry_ids[entry_id]
+            vectors = (np.vstack([self._index.reconstruct(i) for i in ids]) if ids
+                       else np.zeros((0, self.dimension), dtype=np.float32))
+            record = {"op": "put", "id": entry_id, "hash": self.entry_hashes.get(entry_id, ""),
+                      "rows": [asdict(self.rows[i]) for i in ids],
+                      "vectors": base64.b64encode(vectors.astype(np.float32).tobytes()).decode()}
+        else:
+            record = {"op": "remove", "id": entry_id}
+        with open(journal, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _replay(self, journal: Path) -> int:
+        """Apply a journal's records in order; return how many were applied."""
+        try:
+            lines = journal.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return 0
+        applied = 0
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+                if record["op"] == "remove":
+                    self.remove(record["id"])
+                else:
+                    vectors = np.frombuffer(base64.b64decode(record["vectors"]),
+                                            dtype=np.float32).reshape(-1, self.dimension)
+                    self.add(record["id"], [Row(**r) for r in record["rows"]], vectors,
+                             record["hash"])
+            except (ValueError, KeyError, TypeError) as e:
+                if number == len(lines):  # torn by a crash mid-write: the change is lost
+                    log.warning("ignoring the unfinished last record of %s (%s)", journal, e)
+                    break
+                raise IndexMismatch(f"{journal} is damaged at line {number} ({e})") from None
+            applied += 1
+        return applied
 
     @classmethod
     def load(cls, directory: Path, *, model: str, dimension: int) -> VectorIndex:
@@ -185,9 +265,10 @@ class VectorIndex:
         index.entry_ids = {k: list(v) for k, v in rows["entries"].items()}
         index.rows = {int(i): Row(**r) for i, r in rows["rows"].items()}
         index.entry_hashes = dict(manifest.get("entry_hashes", {}))
-        index.kb_hash = manifest.get("kb_hash", "")
         if len(index) != manifest.get("vectors") or len(index) != len(index.rows):
             raise IndexMismatch("index files disagree with the manifest: rebuilding")
+        index._snapshot_bytes = len(raw)
+        index._replay(directory / JOURNAL)
         return index
 
 

@@ -294,13 +294,6 @@ class KnowledgeBase:
     def demo_path(self, entry: Entry) -> Path | None:
         return self.project_dir / entry.demo if entry.demo else None
 
-    def content_hash(self) -> str:
-        """Hash of every entry's content, for the index manifest."""
-        h = hashlib.sha256()
-        for entry_id in sorted(self.entries):
-            h.update(entry_hash(self.entries[entry_id]).encode())
-        return h.hexdigest()
-
     # --- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -200,7 +200,6 @@ class Searcher:
                 self.lexical.set(entry)
             self._embed_entries(todo, progress)
             optimized = self.index.optimize()
-            self.index.kb_hash = self.kb.content_hash()
             if (todo or stale or optimized or not self._saved()) and self.index_dir is not None:
                 self.index.save(self.index_dir)
         return {
@@ -210,6 +209,14 @@ class Searcher:
             "entries": len(self.index.entry_ids),
             "vectors": len(self.index),
         }
+
+    def optimize_and_persist(self) -> bool:
+        """Partition the index if it grew past the IVF size, with a new snapshot; True if so."""
+        if not self.index.optimize():
+            return False
+        if self.index_dir is not None:
+            self.index.save(self.index_dir)
+        return True
 
     def _saved(self) -> bool:
         return self.index_dir is not None and (self.index_dir / "manifest.json").exists()
@@ -247,9 +254,10 @@ class Searcher:
             else:
                 self.index.remove(entry.id)
                 self.lexical.remove(entry.id)
-            self.index.kb_hash = self.kb.content_hash()
+            if self.optimize_and_persist():
+                return
             if self.index_dir is not None:
-                self.index.save(self.index_dir)
+                self.index.save_entry(self.index_dir, entry.id)
 
     def remove(self, entry_id: str) -> None:
         """Drop one entry from the index."""
@@ -257,7 +265,7 @@ class Searcher:
             self.index.remove(entry_id)
             self.lexical.remove(entry_id)
             if self.index_dir is not None:
-                self.index.save(self.index_dir)
+                self.index.save_entry(self.index_dir, entry_id)
 
     # --- searching -------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -200,3 +200,72 @@ def test_a_new_text_recipe_rebuilds_the_index(
     emb = CountingEmbedder()
     rebuilt = Searcher.open(KnowledgeBase.load(kb.kb_dir), emb, tmp_path / "ix")
     assert rebuilt.stats["added"] == 3 and emb.calls > 0
+
+
+def test_single_entry_changes_go_to_the_journal(tmp_path: Path) -> None:
+    """A TA's link costs one journal record, not a rewrite of the index files."""
+    kb = small_kb(tmp_path, n=4)
+    searcher = Searcher.open(kb, HashingEmbedder(64), tmp_path / "ix")
+    snapshot = (tmp_path / "ix" / "index.faiss").stat()
+    before = searcher.index.kb_hash
+    searcher.upsert(kb.add_alternate("entry-0", "zebra crossing quokka"))
+    kb.path_of("entry-3").unlink()
+    kb.entries.pop("entry-3")
+    searcher.remove("entry-3")
+    after = (tmp_path / "ix" / "index.faiss").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (snapshot.st_ino, snapshot.st_mtime_ns)
+    lines = (tmp_path / "ix" / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["op"] for line in lines] == ["put", "remove"]
+    assert searcher.index.kb_hash != before
+
+    emb = CountingEmbedder(64)
+    reopened = Searcher.open(KnowledgeBase.load(kb.kb_dir), emb, tmp_path / "ix")
+    assert emb.calls == 0 and reopened.stats["changed"] == reopened.stats["removed"] == 0
+    assert sorted(reopened.index.entry_ids) == ["entry-0", "entry-1", "entry-2"]
+    assert reopened.search("zebra crossing quokka").hits[0].entry_id == "entry-0"
+    assert reopened.index.kb_hash == searcher.index.kb_hash
+    for entry_id, ids in searcher.index.entry_ids.items():
+        got = np.vstack([reopened.index._index.reconstruct(i)
+                         for i in reopened.index.entry_ids[entry_id]])
+        want = np.vstack([searcher.index._index.reconstruct(i) for i in ids])
+        assert np.array_equal(got, want)
+
+
+def test_journal_compacts_into_a_new_snapshot(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.index
+
+    monkeypatch.setattr(indexer.index, "MIN_COMPACT_BYTES", 0)
+    kb = small_kb(tmp_path)
+    searcher = Searcher.open(kb, HashingEmbedder(64), tmp_path / "ix")
+    journal = tmp_path / "ix" / "journal.jsonl"
+    for i in range(40):
+        searcher.upsert(kb.add_alternate("entry-1", f"phrasing number {i} of entry one"))
+        assert not journal.exists() or journal.stat().st_size <= 2 * (
+            tmp_path / "ix" / "index.faiss").stat().st_size + 20_000
+    assert searcher.index._snapshot_bytes > 0
+    reopened = Searcher.open(KnowledgeBase.load(kb.kb_dir), CountingEmbedder(64), tmp_path / "ix")
+    assert reopened.stats["changed"] == 0
+    assert reopened.search("phrasing number 39 of entry one").hits[0].entry_id == "entry-1"
+
+
+def test_a_torn_last_record_is_dropped_and_a_damaged_journal_rebuilds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    kb = small_kb(tmp_path)
+    searcher = Searcher.open(kb, HashingEmbedder(64), tmp_path / "ix")
+    searcher.upsert(kb.add_alternate("entry-2", "capybara"))
+    journal = tmp_path / "ix" / "journal.jsonl"
+    with journal.open("a") as f:
+        f.write('{"op": "put", "id": "entry-1", "vec')  # a crash mid-write
+    emb = CountingEmbedder(64)
+    reopened = Searcher.open(KnowledgeBase.load(kb.kb_dir), emb, tmp_path / "ix")
+    assert "unfinished last record" in caplog.text
+    assert emb.calls == 0 and reopened.search("capybara").hits[0].entry_id == "entry-2"
+
+    journal.write_text("not json\n" + journal.read_text())
+    emb = CountingEmbedder(64)
+    rebuilt = Searcher.open(KnowledgeBase.load(kb.kb_dir), emb, tmp_path / "ix")
+    assert "damaged at line 1" in caplog.text
+    assert rebuilt.stats["added"] == 3 and emb.calls > 0
+    assert not journal.exists()  # the rebuild wrote a fresh snapshot
+    assert rebuilt.search("capybara").hits[0].entry_id == "entry-2"
