@@ -1,7 +1,8 @@
 """Retrieval speed: one search at the bundled KB and at 10k / 100k synthetic entries.
 
 Prints p50/p99 of one full search (encode + FAISS + decision), the bare encode
-of one query beside it, index build time per 1k entries, and memory.
+of one query beside it, index build time per 1k entries, what persisting costs
+(a whole snapshot against one entry's change in the journal), and memory.
 Run: .venv/bin/python benchmarks/retrieval.py [--quick] [--encoder auto|onnx|torch]
 """
 
@@ -11,6 +12,7 @@ import argparse
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +51,24 @@ def time_calls(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
         fn(i)
         out.append(time.perf_counter() - t)
     return out
+
+
+def persist_costs(searcher: Searcher, size: int, rng: np.random.Generator) -> str:
+    """Time a full snapshot of the index against one entry's change in the journal."""
+    with tempfile.TemporaryDirectory(prefix="askta-bench-index-") as tmp:
+        directory = Path(tmp)
+        t = time.perf_counter()
+        searcher.index.save(directory)
+        snapshot_s = time.perf_counter() - t
+        snapshot_mb = sum(f.stat().st_size for f in directory.iterdir()) / 2**20
+        changes = []
+        for i in range(20):  # a TA links 20 questions: each re-saves one entry
+            synthetic(searcher, i, i + 1, rng)
+            t = time.perf_counter()
+            searcher.index.save_entry(directory, f"synthetic-{i}")
+            changes.append(time.perf_counter() - t)
+    return (f"{size // 1000}k entries: snapshot {snapshot_s:.2f} s ({snapshot_mb:.0f} MB), "
+            f"one entry's change {pct(changes, 50):.2f} ms (p50 of 20, journal)")
 
 
 def rss_mb() -> float:
@@ -102,6 +122,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sizes = [10_000] if args.quick else [10_000, 100_000]
     added = 0
+    persist: list[str] = []
     for size in sizes:
         synthetic(searcher, added, size, rng)
         added = size
@@ -113,6 +134,7 @@ def main() -> None:
                 len(searcher.index),
             )
         )
+        persist.append(persist_costs(searcher, size, rng))
 
     # Build time with the real model: 1k synthetic entries of 6 short texts each.
     build_kb = KnowledgeBase(REPO / "kb", REPO)
@@ -145,6 +167,8 @@ def main() -> None:
         f"index build with the real model: {build_1k:.1f} s per 1k entries "
         f"({1000 * TEXTS_PER_ENTRY} texts)"
     )
+    for line in persist:
+        print(f"persisting, {line}")
     print(f"peak RSS: {rss_mb():.0f} MB")
 
 

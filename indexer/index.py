@@ -100,7 +100,7 @@ class VectorIndex:
         sample = np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)
         ivf.train(vectors[sample])
         ivf.add_with_ids(vectors, ids)
-        ivf.nprobe = IVF_NPROBE
+        _with_direct_map(ivf)
         self._quantizer = quantizer  # the IVF index does not own it on the Python side
         self._index = ivf
         return True
@@ -259,8 +259,7 @@ class VectorIndex:
         index = cls(dimension, model)
         index._index = faiss.deserialize_index(raw)  # this reference owns the index
         if index.kind == "ivf":
-            ivf: Any = faiss.downcast_index(index._index)
-            ivf.nprobe = IVF_NPROBE
+            _with_direct_map(faiss.downcast_index(index._index))
         index._next_id = rows["next_id"]
         index.entry_ids = {k: list(v) for k, v in rows["entries"].items()}
         index.rows = {int(i): Row(**r) for i, r in rows["rows"].items()}
@@ -270,6 +269,14 @@ class VectorIndex:
         index._snapshot_bytes = len(raw)
         index._replay(directory / JOURNAL)
         return index
+
+
+def _with_direct_map(ivf: Any) -> None:
+    """Search settings for an IVF index, and a map from id to vector: the journal
+    reads an entry's vectors back (reconstruct), which IVF can only do with it."""
+    ivf.nprobe = IVF_NPROBE
+    if ivf.direct_map.type != faiss.DirectMap.Hashtable:
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:

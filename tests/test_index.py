@@ -187,6 +187,15 @@ def test_large_index_is_partitioned_and_stays_incremental(tmp_path: Path) -> Non
         1.0, abs=1e-5
     )
     assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["kind"] == "ivf"
+    # The journal reads an entry's vectors back, which IVF allows with its direct map.
+    loaded.save_entry(tmp_path / "ix", "again")
+    loaded.remove("e7")
+    loaded.save_entry(tmp_path / "ix", "e7")
+    replayed = VectorIndex.load(tmp_path / "ix", model=emb.name, dimension=32)
+    assert len(replayed) == len(loaded) == 1197 and "e7" not in replayed.entry_ids
+    assert replayed.best_per_entry(emb.embed(["alpha"])[0])["again"][0] == pytest.approx(
+        1.0, abs=1e-5
+    )
 
 
 def test_a_new_text_recipe_rebuilds_the_index(
