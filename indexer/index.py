@@ -275,8 +275,9 @@ def _with_direct_map(ivf: Any) -> None:
     """Search settings for an IVF index, and a map from id to vector: the journal
     reads an entry's vectors back (reconstruct), which IVF can only do with it."""
     ivf.nprobe = IVF_NPROBE
-    if ivf.direct_map.type != faiss.DirectMap.Hashtable:
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    hashtable = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]
+    if ivf.direct_map.type != hashtable:
+        ivf.set_direct_map_type(hashtable)
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
