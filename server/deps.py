@@ -1,4 +1,9 @@
-"""Dependencies for routes, as Annotated aliases so handlers read like sentences."""
+"""Dependencies for routes, as Annotated aliases so handlers read like sentences.
+
+The dependencies are `async def` although they never await: FastAPI runs a plain
+`def` dependency in its thread pool, one thread hand-off per dependency and
+request, while these only read attributes.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +17,19 @@ from server.config import Settings
 from server.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_searcher(services: Annotated[Services, Depends(get_services)]) -> Searcher:
+async def get_searcher(services: Annotated[Services, Depends(get_services)]) -> Searcher:
     return services.searcher
 
 
-def get_kb(services: Annotated[Services, Depends(get_services)]) -> KnowledgeBase:
+async def get_kb(services: Annotated[Services, Depends(get_services)]) -> KnowledgeBase:
     return services.kb
 
 
@@ -42,4 +47,8 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
-ClientDep = Annotated[str, Depends(client_id)]
+async def _client(request: Request) -> str:
+    return client_id(request)
+
+
+ClientDep = Annotated[str, Depends(_client)]

@@ -80,11 +80,11 @@ def check_rate(request: Request, kind: Kind) -> None:
         raise RateLimited(retry_after)
 
 
-def _chat_limit(request: Request) -> None:
+async def _chat_limit(request: Request) -> None:  # async: no thread hand-off (server/deps.py)
     check_rate(request, "chat")
 
 
-def _demo_limit(request: Request) -> None:
+async def _demo_limit(request: Request) -> None:
     check_rate(request, "demo")
 
 
