@@ -215,13 +215,12 @@ class VectorIndex:
             f.flush()
             os.fsync(f.fileno())
 
-    def _replay(self, journal: Path) -> int:
-        """Apply a journal's records in order; return how many were applied."""
+    def _replay(self, journal: Path) -> None:
+        """Apply a journal's records in order."""
         try:
             lines = journal.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
-            return 0
-        applied = 0
+            return
         for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
@@ -237,8 +236,6 @@ class VectorIndex:
                     log.warning("ignoring the unfinished last record of %s (%s)", journal, e)
                     break
                 raise IndexMismatch(f"{journal} is damaged at line {number} ({e})") from None
-            applied += 1
-        return applied
 
     @classmethod
     def load(cls, directory: Path, *, model: str, dimension: int) -> VectorIndex:

@@ -12,7 +12,6 @@ question in about a third of PyTorch's time (see the README's measured figures).
 from __future__ import annotations
 
 import io
-import logging
 import threading
 import warnings
 from typing import Any
@@ -20,8 +19,6 @@ from typing import Any
 import numpy as np
 
 from indexer.embed import EmbedderError, SentenceTransformerEmbedder, _normalize
-
-log = logging.getLogger(__name__)
 
 # Texts of many lengths, the last longer than the model's 256-token window.
 PROBES = [
@@ -44,8 +41,7 @@ MAX_DIFFERENCE = 1e-4
 class OnnxEmbedder:
     """Encodes with ONNX Runtime the graph traced from a loaded PyTorch embedder."""
 
-    def __init__(self, reference: SentenceTransformerEmbedder, *, threads: int = 0,
-                 batch_size: int = 32):
+    def __init__(self, reference: SentenceTransformerEmbedder, *, batch_size: int = 32):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -56,7 +52,6 @@ class OnnxEmbedder:
         self._tokenizer, self._pad_id = _tokenizer(reference, self._inputs)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
         options.log_severity_level = 3
         # Worker threads spin between the graph's steps (without it one question takes
         # ~50% longer) but stop when a run ends, leaving the cores to the server.
@@ -77,13 +72,10 @@ class OnnxEmbedder:
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         start = 0
         while start < len(order):
-            # As many texts as fit the token budget (the longest sets the padded length).
-            longest = len(encodings[order[start]].ids)
+            # As many texts as fit the token budget; sorted, so the last is the longest.
             end = start + 1
-            while end < len(order) and end - start < self.batch_size:
-                longest = len(encodings[order[end]].ids)
-                if (end - start + 1) * longest > MAX_BATCH_TOKENS:
-                    break
+            while (end < len(order) and end - start < self.batch_size
+                   and (end - start + 1) * len(encodings[order[end]].ids) <= MAX_BATCH_TOKENS):
                 end += 1
             rows = order[start:end]
             out[rows] = self._run([encodings[i] for i in rows])

@@ -210,13 +210,16 @@ class Searcher:
             "vectors": len(self.index),
         }
 
-    def optimize_and_persist(self) -> bool:
-        """Partition the index if it grew past the IVF size, with a new snapshot; True if so."""
-        if not self.index.optimize():
-            return False
-        if self.index_dir is not None:
+    def _persist(self, entry_id: str) -> None:
+        """Save one entry's change: a journal record, or a new snapshot when the change
+        made the index large enough to be partitioned."""
+        optimized = self.index.optimize()
+        if self.index_dir is None:
+            return
+        if optimized:
             self.index.save(self.index_dir)
-        return True
+        else:
+            self.index.save_entry(self.index_dir, entry_id)
 
     def _saved(self) -> bool:
         return self.index_dir is not None and (self.index_dir / "manifest.json").exists()
@@ -254,18 +257,14 @@ class Searcher:
             else:
                 self.index.remove(entry.id)
                 self.lexical.remove(entry.id)
-            if self.optimize_and_persist():
-                return
-            if self.index_dir is not None:
-                self.index.save_entry(self.index_dir, entry.id)
+            self._persist(entry.id)
 
     def remove(self, entry_id: str) -> None:
         """Drop one entry from the index."""
         with self._lock:
             self.index.remove(entry_id)
             self.lexical.remove(entry_id)
-            if self.index_dir is not None:
-                self.index.save_entry(self.index_dir, entry_id)
+            self._persist(entry_id)
 
     # --- searching -------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -43,12 +43,12 @@ def client_id(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SearcherDep = Annotated[Searcher, Depends(get_searcher)]
-KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
 async def _client(request: Request) -> str:
     return client_id(request)
 
 
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
 ClientDep = Annotated[str, Depends(_client)]

@@ -80,7 +80,8 @@ def check_rate(request: Request, kind: Kind) -> None:
         raise RateLimited(retry_after)
 
 
-async def _chat_limit(request: Request) -> None:  # async: no thread hand-off (server/deps.py)
+# async, as in server/deps.py: FastAPI would run a plain def in its thread pool.
+async def _chat_limit(request: Request) -> None:
     check_rate(request, "chat")
 
 

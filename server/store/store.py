@@ -162,13 +162,12 @@ class Store:
         `review` (reason, and optionally embedding and entry_id) also opens a review
         item for it; its id is returned at once, and any later read sees it.
         """
-        question = {"text": text, "client": client, "session_id": session_id,
-                    "entry_id": entry_id, "score": float(score), "answered": bool(answered),
-                    "suggestions": _plain(suggestions), "asked_at": utcnow()}
+        question = _question_row(text, client=client, session_id=session_id,
+                                 entry_id=entry_id, score=score, answered=answered,
+                                 suggestions=suggestions)
         item = None
         if review is not None:
-            row = _review_item(None, text, suggestions=suggestions, **review)
-            item = {c.key: getattr(row, c.key) for c in ReviewItem.__table__.columns}
+            item = _review_row(None, text, suggestions=suggestions, **review)
         self._behind.put((question, item))
         return item["id"] if item is not None else None
 
@@ -177,9 +176,9 @@ class Store:
                         suggestions: list[dict[str, Any]]) -> int:
         """Log one question and what the bot did with it, now; return its id."""
         with self.writing() as s:
-            q = Question(text=text, client=client, session_id=session_id, entry_id=entry_id,
-                         score=float(score), answered=bool(answered),
-                         suggestions=_plain(suggestions), asked_at=utcnow())
+            q = Question(**_question_row(text, client=client, session_id=session_id,
+                                         entry_id=entry_id, score=score, answered=answered,
+                                         suggestions=suggestions))
             s.add(q)
             s.flush()
             return q.id
@@ -200,8 +199,8 @@ class Store:
                          suggestions: list[dict[str, Any]], embedding: bytes | None = None,
                          entry_id: str | None = None) -> str:
         """Put a question in the review queue; return the review id."""
-        item = _review_item(question_id, text, reason=reason, suggestions=suggestions,
-                            embedding=embedding, entry_id=entry_id)
+        item = ReviewItem(**_review_row(question_id, text, reason=reason, suggestions=suggestions,
+                                        embedding=embedding, entry_id=entry_id))
         with self.writing() as s:
             s.add(item)
             return item.id
@@ -212,9 +211,10 @@ class Store:
         review_id = None
         with self.writing() as s:
             if not helpful:
-                review_id = new_review_id()
-                s.add(ReviewItem(id=review_id, text=message, reason="not_helpful", status="open",
-                                 suggestions=[], entry_id=entry_id, created_at=utcnow()))
+                row = _review_row(None, message, reason="not_helpful", suggestions=[],
+                                  entry_id=entry_id)
+                review_id = row["id"]
+                s.add(ReviewItem(**row))
             s.add(Feedback(message=message, entry_id=entry_id, helpful=bool(helpful),
                            client=client, review_id=review_id, created_at=utcnow()))
         return review_id
@@ -428,14 +428,24 @@ class Store:
         return {status: count for status, count in rows}
 
 
-def _review_item(question_id: int | None, text: str, *, reason: str,
-                 suggestions: list[dict[str, Any]], embedding: bytes | None = None,
-                 entry_id: str | None = None) -> ReviewItem:
+def _question_row(text: str, *, client: str, session_id: str | None, entry_id: str | None,
+                  score: float, answered: bool, suggestions: list[dict[str, Any]],
+                  ) -> dict[str, Any]:
+    """The columns of one logged question."""
+    return {"text": text, "client": client, "session_id": session_id, "entry_id": entry_id,
+            "score": float(score), "answered": bool(answered),
+            "suggestions": _plain(suggestions), "asked_at": utcnow()}
+
+
+def _review_row(question_id: int | None, text: str, *, reason: str,
+                suggestions: list[dict[str, Any]], embedding: bytes | None = None,
+                entry_id: str | None = None) -> dict[str, Any]:
+    """The columns of a new, open review item (with a fresh id)."""
     if reason not in REVIEW_REASONS:
         raise ValueError(f"reason must be one of {', '.join(REVIEW_REASONS)}, not {reason!r}")
-    return ReviewItem(id=new_review_id(), question_id=question_id, text=text, reason=reason,
-                      status="open", suggestions=_plain(suggestions), embedding=embedding,
-                      entry_id=entry_id, created_at=utcnow())
+    return {"id": new_review_id(), "question_id": question_id, "text": text, "reason": reason,
+            "status": "open", "suggestions": _plain(suggestions), "embedding": embedding,
+            "entry_id": entry_id, "created_at": utcnow()}
 
 
 class _WriteBehind:
