@@ -5,11 +5,15 @@ a private copy of the KB and a temporary data folder, rate limits off), then
 for each concurrency level sends questions for a bounded time and count and
 prints p50/p99 latency, throughput and errors. The bare encode time of one
 query, with the same model on the same runtime as the server (ONNX Runtime or
-PyTorch, --encoder), is measured in this process before the load.
+PyTorch, --encoder), is measured in this process. Concurrency 1, which is
+compared with it, runs in short slices that alternate with slices of bare
+encodes, so that both see the same machine: on a shared VM the speed of an
+encode drifts by tens of percent within a minute.
 
 The load comes from a small HTTP/1.1 keep-alive client on asyncio streams in
-this process: it shares the 2 cores with the server, so it is kept lean (httpx
-spends about 1 ms of CPU per request, which the server would lose).
+this process, on uvloop as the server is: it shares the 2 cores with the
+server, so it is kept lean (httpx spends about 1 ms of CPU per request, which
+the server would lose, and the default event loop about 0.2 ms more than uvloop).
 Nothing leaves the loopback interface; the whole run takes at most about 60 s
 of load (plus server start-up).
 
@@ -36,6 +40,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import uvloop
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -64,18 +69,29 @@ def questions() -> list[str]:
     return FALLBACK_QUESTIONS
 
 
-def bare_encode_ms(qs: list[str], encoder: str, n: int = 200) -> tuple[str, float, float]:
-    """The runtime, p50 and p99 of encoding one query with the bundled model, in this process."""
-    embedder = load_embedder("", encoder).inner  # type: ignore[attr-defined]
-    for q in qs[:10]:
-        embedder.embed([q])
-    samples = []
-    for i in range(n):
-        t = time.perf_counter()
-        embedder.embed([qs[i % len(qs)]])
-        samples.append((time.perf_counter() - t) * 1000)
-    runtime = "onnx" if type(embedder).__name__ == "OnnxEmbedder" else "torch"
-    return runtime, float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
+class BareEncoder:
+    """The bundled model on the server's runtime, in this process, timing one query at a time."""
+
+    def __init__(self, encoder: str):
+        self.embedder = load_embedder("", encoder).inner  # type: ignore[attr-defined]
+        self.runtime = "onnx" if type(self.embedder).__name__ == "OnnxEmbedder" else "torch"
+        self.samples: list[float] = []
+        self.sample(FALLBACK_QUESTIONS, len(FALLBACK_QUESTIONS), keep=False)  # warm-up
+
+    def sample(self, qs: list[str], n: int, keep: bool = True) -> None:
+        for i in range(n):
+            t = time.perf_counter()
+            self.embedder.embed([qs[(len(self.samples) + i) % len(qs)]])
+            if keep:
+                self.samples.append((time.perf_counter() - t) * 1000)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.samples, q))
+
+
+def run(coroutine: Any) -> Any:
+    """Run a coroutine on a fresh uvloop event loop."""
+    return uvloop.run(coroutine)
 
 
 def free_port() -> int:
@@ -150,13 +166,36 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def load(base: str, qs: list[str], concurrency: int, seconds: float,
-               max_requests: int) -> dict[str, Any]:
-    """`concurrency` clients asking in a loop, until `seconds` pass or `max_requests` are sent."""
+class Tally:
+    """Latencies and outcomes of the requests of one concurrency level."""
+
+    def __init__(self, concurrency: int):
+        self.concurrency = concurrency
+        self.latencies: list[float] = []
+        self.statuses: Counter[str] = Counter()
+        self.seconds = 0.0
+
+    def report(self) -> dict[str, Any]:
+        ok = self.statuses.get("200", 0)
+        return {
+            "concurrency": self.concurrency, "requests": len(self.latencies),
+            "seconds": round(self.seconds, 2),
+            "p50_ms": round(float(np.percentile(self.latencies, 50)), 2),
+            "p99_ms": round(float(np.percentile(self.latencies, 99)), 2),
+            "mean_ms": round(statistics.fmean(self.latencies), 2),
+            "throughput_rps": round(len(self.latencies) / self.seconds, 1),
+            "errors": len(self.latencies) - ok, "statuses": dict(self.statuses),
+        }
+
+
+async def load(base: str, qs: list[str], tally: Tally, seconds: float,
+               max_requests: int) -> Tally:
+    """`tally.concurrency` clients asking in a loop, until `seconds` pass or `max_requests`
+    are sent; adds to the tally."""
+    concurrency = tally.concurrency
     host, _, port = base.removeprefix("http://").partition(":")
     bodies = [json.dumps({"message": q}).encode() for q in qs]
-    latencies: list[float] = []
-    statuses: Counter[str] = Counter()
+    latencies, statuses = tally.latencies, tally.statuses
     sent = 0
     deadline = time.monotonic() + seconds
 
@@ -181,16 +220,24 @@ async def load(base: str, qs: list[str], concurrency: int, seconds: float,
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ok = statuses.get("200", 0)
-    return {
-        "concurrency": concurrency, "requests": len(latencies), "seconds": round(elapsed, 2),
-        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
-        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
-        "mean_ms": round(statistics.fmean(latencies), 2),
-        "throughput_rps": round(len(latencies) / elapsed, 1),
-        "errors": len(latencies) - ok, "statuses": dict(statuses),
-    }
+    tally.seconds += time.perf_counter() - started
+    return tally
+
+
+# Concurrency 1 runs in this many slices, each after a slice of bare encodes.
+PAIRED_SLICES = 12
+ENCODES_PER_SLICE = 40
+
+
+def paired_level_one(base: str, qs: list[str], bare: BareEncoder, seconds: float,
+                     max_requests: int) -> dict[str, Any]:
+    """Concurrency 1 in slices that alternate with slices of bare encodes."""
+    tally = Tally(1)
+    for _ in range(PAIRED_SLICES):
+        bare.sample(qs, ENCODES_PER_SLICE)
+        run(load(base, qs, tally, seconds / PAIRED_SLICES,
+                         max_requests // PAIRED_SLICES))
+    return tally.report()
 
 
 async def demo_burst(base: str, n: int) -> dict[str, Any]:
@@ -234,39 +281,50 @@ def main() -> None:
     seconds = min(args.seconds, TOTAL_LOAD_BUDGET_S / max(1, len(levels)))
 
     qs = questions()
-    runtime, encode_p50, encode_p99 = bare_encode_ms(qs, args.encoder)
+    bare = BareEncoder(args.encoder)
+    runtime = bare.runtime
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    report: dict[str, Any] = {"encoder": runtime, "bare_encode_p50_ms": round(encode_p50, 2),
-                              "bare_encode_p99_ms": round(encode_p99, 2),
-                              "cpus": os.cpu_count(), "levels": []}
+    report: dict[str, Any] = {"encoder": runtime, "cpus": os.cpu_count(), "levels": []}
     with tempfile.TemporaryDirectory(prefix="askta-load-") as tmp:
         proc = start_server(Path(tmp), port, sandbox=args.demos > 0, encoder=runtime)
         try:
-            asyncio.run(wait_ready(base, proc))
-            asyncio.run(load(base, qs, 4, 2.0, 200))  # warm-up, not reported
+            run(wait_ready(base, proc))
+            run(load(base, qs, Tally(4), 2.0, 200))  # warm-up, not reported
             for c in levels:
-                report["levels"].append(asyncio.run(load(base, qs, c, seconds,
-                                                         args.max_requests)))
+                if c == 1:
+                    row = paired_level_one(base, qs, bare, seconds, args.max_requests)
+                else:
+                    row = run(load(base, qs, Tally(c), seconds,
+                                           args.max_requests)).report()
+                report["levels"].append(row)
             if args.demos:
-                report["demo_burst"] = asyncio.run(demo_burst(base, args.demos))
+                report["demo_burst"] = run(demo_burst(base, args.demos))
         finally:
             proc.terminate()
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    if not bare.samples:  # concurrency 1 was not asked for: encode on its own
+        bare.sample(qs, PAIRED_SLICES * ENCODES_PER_SLICE)
+    encode_p50 = bare.percentile(50)
+    report["bare_encode_p50_ms"] = round(encode_p50, 2)
+    report["bare_encode_p99_ms"] = round(bare.percentile(99), 2)
+    for row in report["levels"]:
+        row["p50_over_encode"] = round(row["p50_ms"] / encode_p50, 2)
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"bare encode of one query ({runtime}): p50 {encode_p50:.2f} ms, p99 {encode_p99:.2f} ms "
-          f"({report['cpus']} CPUs)")
+    print(f"bare encode of one query ({runtime}): p50 {encode_p50:.2f} ms, "
+          f"p99 {report['bare_encode_p99_ms']:.2f} ms ({report['cpus']} CPUs; "
+          f"{len(bare.samples)} encodes)")
     print(f"{'concurrency':>11} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
           f"{'errors':>6}  p50 / encode")
     for row in report["levels"]:
         print(f"{row['concurrency']:>11} {row['requests']:>9} {row['p50_ms']:>8.2f} "
               f"{row['p99_ms']:>8.2f} {row['throughput_rps']:>8.1f} {row['errors']:>6}  "
-              f"{row['p50_ms'] / encode_p50:.2f}x")
+              f"{row['p50_over_encode']:.2f}x")
     if "demo_burst" in report:
         b = report["demo_burst"]
         print(f"demo burst: {b['runs']} simultaneous runs in {b['seconds']} s -> {b['outcomes']}; "

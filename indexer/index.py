@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,9 @@ IVF_NPROBE = 24
 # nothing from more threads, while an OpenMP team started from a server's worker
 # thread costs far more than the search and its idle workers spin, taking the CPU
 # from the encoder. omp_set_num_threads applies to the calling thread only, so it
-# is set on each call.
+# is set once in each thread that searches.
 SEARCH_THREADS = 1
+_search_thread = threading.local()
 
 
 class IndexMismatch(Exception):
@@ -139,7 +141,9 @@ class VectorIndex:
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query vector; ids are -1 where fewer exist."""
         k = max(1, min(k, len(self) or 1))
-        faiss.omp_set_num_threads(SEARCH_THREADS)
+        if not getattr(_search_thread, "ready", False):
+            faiss.omp_set_num_threads(SEARCH_THREADS)
+            _search_thread.ready = True
         scores, ids = self._index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         return scores, ids
 

@@ -37,41 +37,52 @@ def _document(entry: Entry) -> str:
 
 
 class LexicalIndex:
-    """A BM25 index of entries, rebuilt lazily after changes (tokenizing is cheap)."""
+    """A BM25 index of entries, rebuilt after changes (tokenizing is cheap).
+
+    Writers call `refresh` once their changes are in; the rebuild happens beside
+    searches, which use the previous index until the new one is swapped in. A
+    search that finds changes nobody refreshed rebuilds first.
+    """
 
     def __init__(self) -> None:
         self._docs: dict[str, str] = {}
-        self._ids: list[str] = []
-        self._bm25: bm25s.BM25 | None = None
+        self._version = 0  # bumped by each change to _docs
+        self._built: tuple[int, bm25s.BM25 | None, list[str]] = (0, None, [])
         self._lock = threading.Lock()
 
     def set(self, entry: Entry) -> None:
         """Add or replace one entry."""
         with self._lock:
             self._docs[entry.id] = _document(entry)
-            self._bm25 = None
+            self._version += 1
 
     def remove(self, entry_id: str) -> None:
         """Drop one entry."""
         with self._lock:
             if self._docs.pop(entry_id, None) is not None:
-                self._bm25 = None
+                self._version += 1
 
-    def _built(self) -> tuple[bm25s.BM25 | None, list[str]]:
+    def refresh(self) -> None:
+        """Rebuild the index from the current entries, if they changed since the last build."""
         with self._lock:
-            if self._bm25 is None and self._docs:
-                self._ids = list(self._docs)
-                corpus = bm25s.tokenize(
-                    [self._docs[i] for i in self._ids], stopwords="en", show_progress=False
-                )
-                bm25 = bm25s.BM25()
-                bm25.index(corpus, show_progress=False)
-                self._bm25 = bm25
-            return self._bm25, self._ids
+            if self._built[0] == self._version:
+                return
+            version, ids = self._version, list(self._docs)
+            docs = [self._docs[i] for i in ids]
+        bm25 = None
+        if docs:
+            bm25 = bm25s.BM25()
+            bm25.index(bm25s.tokenize(docs, stopwords="en", show_progress=False),
+                       show_progress=False)
+        with self._lock:
+            if version > self._built[0]:  # a concurrent refresh may have built a newer one
+                self._built = (version, bm25, ids)
 
     def scores(self, query: str) -> dict[str, float]:
         """BM25 score of every entry that shares a word with the query."""
-        bm25, ids = self._built()
+        if self._built[0] != self._version:
+            self.refresh()
+        _, bm25, ids = self._built
         if bm25 is None:
             return {}
         tokens = query_tokens(query)

@@ -153,7 +153,11 @@ class Searcher:
         self.index_dir = index_dir
         self.lexical = LexicalIndex()
         self.stats: dict[str, int] = {}  # what the last sync did
+        # Searches take _lock, and writers only while they change the index in memory:
+        # embedding an entry and saving the index happen outside it, so questions are
+        # answered meanwhile. _write_lock keeps writers one at a time.
         self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
 
     # --- building --------------------------------------------------------------------------
     @classmethod
@@ -186,7 +190,7 @@ class Searcher:
 
     def sync(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Update the index to match the KB; count the entries added, changed and removed."""
-        with self._lock:
+        with self._write_lock, self._lock:
             wanted = {e.id: e for e in self.kb.entries.values() if _indexed(e)}
             stale = [i for i in self.index.entry_ids if i not in wanted]
             todo = [
@@ -198,6 +202,7 @@ class Searcher:
                 self.lexical.remove(entry_id)
             for entry in wanted.values():
                 self.lexical.set(entry)
+            self.lexical.refresh()
             self._embed_entries(todo, progress)
             optimized = self.index.optimize()
             if (todo or stale or optimized or not self._saved()) and self.index_dir is not None:
@@ -212,8 +217,10 @@ class Searcher:
 
     def _persist(self, entry_id: str) -> None:
         """Save one entry's change: a journal record, or a new snapshot when the change
-        made the index large enough to be partitioned."""
-        optimized = self.index.optimize()
+        made the index large enough to be partitioned. Called with _write_lock held:
+        saving only reads the index, as searches do."""
+        with self._lock:
+            optimized = self.index.optimize()
         if self.index_dir is None:
             return
         if optimized:
@@ -241,29 +248,34 @@ class Searcher:
                 size += len(rows)
             vectors = self.embedder.embed([r.text for _, rows in chunk for r in rows])
             at = 0
-            for e, rows in chunk:
-                self.index.add(e.id, rows, vectors[at : at + len(rows)], entry_hash(e))
-                at += len(rows)
+            with self._lock:
+                for e, rows in chunk:
+                    self.index.add(e.id, rows, vectors[at : at + len(rows)], entry_hash(e))
+                    at += len(rows)
             done += len(chunk)
             if progress:
                 progress(done, len(entries))
 
     def upsert(self, entry: Entry) -> None:
         """Re-embed one entry after it was written (or drop it if it may not be indexed)."""
-        with self._lock:
+        with self._write_lock:
             if _indexed(entry):
                 self._embed_entries([entry])
                 self.lexical.set(entry)
             else:
-                self.index.remove(entry.id)
+                with self._lock:
+                    self.index.remove(entry.id)
                 self.lexical.remove(entry.id)
+            self.lexical.refresh()
             self._persist(entry.id)
 
     def remove(self, entry_id: str) -> None:
         """Drop one entry from the index."""
-        with self._lock:
-            self.index.remove(entry_id)
+        with self._write_lock:
+            with self._lock:
+                self.index.remove(entry_id)
             self.lexical.remove(entry_id)
+            self.lexical.refresh()
             self._persist(entry_id)
 
     # --- searching -------------------------------------------------------------------------

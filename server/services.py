@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from indexer.embed import Embedder
 from indexer.kb import KnowledgeBase
 from indexer.search import Searcher, Thresholds
+from server.calls import InlineWhenAlone
 from server.config import Settings
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Services:
     sandbox: SandboxRunner | None = None
     sandbox_error: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Runs chat questions: on the event loop when alone, together in threads in a burst.
+    answering: InlineWhenAlone = field(default_factory=InlineWhenAlone)
 
     @classmethod
     def start(cls, settings: Settings, embedder: Embedder | None = None) -> Services:

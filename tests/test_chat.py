@@ -64,3 +64,12 @@ def test_message_limits(client: TestClient) -> None:
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 413
+
+
+def test_a_lone_question_is_answered_on_the_event_loop(client: TestClient,
+                                                       services: Services) -> None:
+    """No thread hand-off for a question asked alone (server/calls.py)."""
+    before = services.answering.inline
+    r = client.post("/api/chat", json={"message": "Why do we need ReLUs or other nonlinearities?"})
+    assert r.status_code == 200 and r.json()["answered"] is True
+    assert services.answering.inline == before + 1 and services.answering.in_flight == 0

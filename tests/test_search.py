@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from indexer.embed import HashingEmbedder
 from indexer.kb import KnowledgeBase
@@ -98,6 +102,68 @@ def test_lexical_index_follows_updates(tmp_path: Path) -> None:
     assert "calendar" in s.lexical.scores("zyzzyva")
     s.remove("calendar")
     assert s.lexical.scores("zyzzyva") == {}
+
+
+def test_the_writer_rebuilds_bm25_so_questions_do_not(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import bm25s
+
+    s = searcher(tmp_path)
+    builds = []
+    real_index = bm25s.BM25.index
+    monkeypatch.setattr(bm25s.BM25, "index",
+                        lambda self, *a, **k: builds.append(1) or real_index(self, *a, **k))
+    s.upsert(s.kb.add_alternate("calendar", "zyzzyva deadline"))
+    assert builds == [1]
+    assert "calendar" in s.lexical.scores("zyzzyva") and s.search("zyzzyva").top_id == "calendar"
+    assert builds == [1]  # the question used the writer's index
+
+
+def test_questions_are_answered_while_a_change_is_embedded_and_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TA's change holds searches up only while the index changes in memory:
+    embedding the entry and saving the index (seconds for a large one) run beside them."""
+    searcher(tmp_path)  # writes the KB
+    s = Searcher.open(KnowledgeBase.load(tmp_path / "kb"), HashingEmbedder(),
+                      index_dir=tmp_path / "index")
+    in_save, in_embed, release = threading.Event(), threading.Event(), threading.Event()
+    real_save, real_embed = s.index.save_entry, s.embedder.embed
+
+    def slow_save(*args: object) -> None:
+        in_save.set()
+        release.wait(10)
+        real_save(*args)  # type: ignore[arg-type]
+
+    def slow_embed(texts: list[str]) -> np.ndarray:
+        if len(texts) > 1:  # the entry's texts, not a question
+            in_embed.set()
+            release.wait(10)
+        return real_embed(texts)
+
+    monkeypatch.setattr(s.index, "save_entry", slow_save)
+    monkeypatch.setattr(s.embedder, "embed", slow_embed)
+    for stage in (in_embed, in_save):
+        release.clear()
+        writer = threading.Thread(
+            target=s.upsert, args=(s.kb.add_alternate("calendar", f"when {stage} due"),))
+        writer.start()
+        assert stage.wait(10)
+        asked: list[str | None] = []
+
+        def ask(into: list[str | None] = asked) -> None:
+            into.append(s.search("what is relu for").top_id)
+
+        reader = threading.Thread(target=ask)
+        reader.start()
+        reader.join(5)
+        answered_meanwhile = not reader.is_alive()
+        release.set()
+        writer.join(10)
+        reader.join(10)
+        assert answered_meanwhile and asked == ["relu"]
+        stage.clear()
+    assert s.search("when is homework due").top_id == "calendar"
 
 
 def test_suggestions_only_close_runners_up_when_answered(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from server.deps import ClientDep, ServicesDep
 from server.errors import PayloadTooLarge, Unprocessable
@@ -48,7 +47,7 @@ async def chat(
     if not body.message.strip():
         raise Unprocessable("The message is empty: type a question.")
     check_rate(request, "chat")
-    reply = await run_in_threadpool(answer, services, body.message, client, body.session_id)
+    reply = await services.answering(answer, services, body.message, client, body.session_id)
     # Built from typed parts by answer(), so it skips a second validation on the way out.
     return JSONResponse(reply)
 

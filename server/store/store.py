@@ -484,7 +484,10 @@ class _WriteBehind:
                 self._thread = threading.Thread(target=self._run, name="askta-question-log",
                                                 daemon=True)
                 self._thread.start()
-            self._cv.notify_all()
+            # The writer needs waking only for a first item or a full batch: while it
+            # lingers over a batch, waking it at each question would only cost the GIL.
+            if len(self._pending) == 1 or len(self._pending) >= self.MAX_BATCH:
+                self._cv.notify_all()
 
     def wait(self) -> None:
         if threading.current_thread() is self._thread:
