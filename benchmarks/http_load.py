@@ -147,18 +147,16 @@ class Connection:
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
         self.writer.write(head.encode() + body)
-        status = int((await self.reader.readline()).split()[1])
-        length, close = 0, False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-            elif name.lower() == "connection" and value.strip().lower() == "close":
-                close = True
-        await self.reader.readexactly(length)
-        if close:
+        status_line, *lines = (await self.reader.readuntil(b"\r\n\r\n")).decode(
+            "latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        await self.reader.readexactly(int(headers.get("content-length", 0)))
+        if headers.get("connection") == "close":
             self.close()
-        return status
+        return int(status_line.split()[1])
 
     def close(self) -> None:
         if self.writer is not None:
@@ -211,7 +209,7 @@ async def load(base: str, qs: list[str], tally: Tally, seconds: float,
                     status = await conn.post_json("/api/chat", bodies[i % len(bodies)])
                 statuses[str(status)] += 1
             except (OSError, ValueError, IndexError, asyncio.IncompleteReadError,
-                    TimeoutError) as e:
+                    asyncio.LimitOverrunError, TimeoutError) as e:
                 statuses[type(e).__name__] += 1
                 conn.close()
             latencies.append((time.perf_counter() - t) * 1000)
