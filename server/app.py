@@ -87,6 +87,10 @@ def create_app(settings: Settings | None = None, *, services: object | None = No
         summary="Curated answers to course questions, with runnable demos.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's pages load their scripts from a CDN: server/routes/docs.py serves /docs
+        # from local files instead, and ReDoc is left out.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -7,10 +7,11 @@ screenshot in test-artifacts/.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from indexer.embed import SentenceTransformerEmbedder
 from server.config import Settings
@@ -164,3 +165,19 @@ def test_works_on_a_phone_and_by_keyboard(browser: Browser,
         p.locator(".msg-bot").wait_for()
     finally:
         context.close()
+
+
+def test_api_docs_render_with_nothing_from_outside(page: Page) -> None:
+    p = page
+    outside: list[str] = []
+
+    def refuse(route: Route) -> None:
+        outside.append(route.request.url)
+        route.abort()
+
+    p.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"), refuse)
+    p.goto("/docs")
+    chat = p.locator(".opblock-summary-path", has_text="/api/chat").first
+    expect(chat).to_be_visible()
+    assert p.locator(".opblock").count() >= 8
+    assert outside == []

@@ -191,3 +191,19 @@ def test_templates_build_no_html_from_strings() -> None:
     for path in (TEMPLATES / name for name in pages):
         for use in re.findall(r"\{\{([^}]*)\|\s*safe", path.read_text()):
             assert use.strip() in ("entry.answer_html", "demo_code"), (path, use)
+
+
+def test_api_docs_come_from_this_server(client: TestClient) -> None:
+    """/docs is Swagger UI from the files of a Python package: no CDN, nothing from outside."""
+    r = client.get("/docs")
+    assert r.status_code == 200 and "swagger-ui" in r.text
+    assert "//" not in "".join(re.findall(r"""(?:src|href)=["']([^"']+)""", r.text))
+    assets = re.findall(r"""(?:src|href)=["'](/docs/assets/[^"']+)""", r.text)
+    assert {a.rsplit("/", 1)[1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 500, asset
+    assert client.get("/openapi.json").json()["paths"]["/api/chat"]["post"]
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+    gone = client.get("/redoc")  # FastAPI's ReDoc page would load its script from a CDN
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"

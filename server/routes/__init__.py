@@ -16,6 +16,7 @@ ROUTE_MODULES = [
     "server.routes.pages",
     "server.routes.review",
     "server.routes.admin",
+    "server.routes.docs",
 ]
 
 
