@@ -58,6 +58,21 @@ def test_add_remove_search() -> None:
     assert len(index) == 1 and set(index.best_per_entry(emb.embed(["alpha"])[0])) == {"b"}
 
 
+def test_a_search_puts_the_threads_openmp_setting_back() -> None:
+    """faiss searches on one thread, then restores the count: with torch loaded first,
+    the setting is torch's too, and the encoder on this thread would lose its cores."""
+    emb = HashingEmbedder(32)
+    index = VectorIndex(32, emb.name)
+    index.add("a", [Row("a", "question", "alpha")], emb.embed(["alpha"]))
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(3)
+        index.best_per_entry(emb.embed(["alpha"])[0])
+        assert faiss.omp_get_max_threads() == 3
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def test_save_load_and_mismatch(tmp_path: Path) -> None:
     emb = HashingEmbedder(32)
     index = VectorIndex(32, emb.name)
