@@ -167,6 +167,35 @@ def test_works_on_a_phone_and_by_keyboard(browser: Browser,
         context.close()
 
 
+def test_a_new_reply_is_scrolled_into_sight_above_the_question_box(
+        browser: Browser, live_server: tuple[str, Services]) -> None:
+    """The question box stays at the bottom of the window: a reply must not end up under it."""
+    context = browser.new_context(base_url=live_server[0],
+                                  viewport={"width": 390, "height": 700})
+    p = context.new_page()
+    p.set_default_timeout(TIMEOUT_MS)
+    try:
+        ask(p, "What happens if I remove the activation functions?")
+        p.locator(".msg-bot .answer-title a").wait_for()
+        p.fill("#question", "Which pizza place near campus delivers the latest at night?")
+        p.press("#question", "Enter")
+        p.locator(".msg-bot .answer-card.unanswered").wait_for()
+        # The start of the newest reply: inside the window and above the question box.
+        p.wait_for_function("""() => {
+            const reply = document.querySelector(".msg-bot:last-child .answer-card");
+            const box = document.querySelector(".ask-form").getBoundingClientRect();
+            const r = reply.getBoundingClientRect();
+            return r.top >= 0 && r.top + 40 <= box.top;
+        }""")
+        question = p.locator(".msg-user").last.bounding_box()
+        assert question is not None and question["y"] >= 0  # the question asked is in sight too
+    except Exception:
+        screenshot([p], "a_new_reply_is_scrolled_into_sight")
+        raise
+    finally:
+        context.close()
+
+
 def test_api_docs_render_with_nothing_from_outside(page: Page) -> None:
     p = page
     outside: list[str] = []

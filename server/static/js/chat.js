@@ -143,6 +143,14 @@
     return node;
   }
 
+  // Scroll a message to the top of the window, with what follows it below: the
+  // question with its reply from the start. Aligning a reply's end instead would leave
+  // it under the question box, which stays at the bottom of the window.
+  function show(node) {
+    var still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    node.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
+  }
+
   function updateCount() {
     count.textContent = input.value.length + " / " + maxChars;
   }
@@ -151,10 +159,10 @@
     text = text.trim();
     if (!text) { input.focus(); return; }
     if (text.length > maxChars) {
-      append({ kind: "error", text: "Your question is over " + maxChars + " characters: please shorten it." }, false);
+      show(append({ kind: "error", text: "Your question is over " + maxChars + " characters: please shorten it." }, false));
       return;
     }
-    append({ kind: "user", text: text }, true);
+    var asked = append({ kind: "user", text: text }, true);
     input.value = "";
     updateCount();
     button.disabled = true;
@@ -164,13 +172,12 @@
     busy.textContent = "";
     button.disabled = false;
     form.removeAttribute("aria-busy");
-    var node;
     if (res.ok && res.data) {
-      node = append({ kind: "reply", question: text, reply: res.data }, true);
+      append({ kind: "reply", question: text, reply: res.data }, true);
     } else {
-      node = append({ kind: "error", text: askta.errorMessage(res) }, false);
+      append({ kind: "error", text: askta.errorMessage(res) }, false);
     }
-    node.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    show(asked);
     input.focus();
   }
 
