@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None, *, services: object | None = No
         if services is None:
             # The model, index and libraries leave ~500k objects that live as long as the
             # server: a full garbage collection that scans them stops every request for
-            # about 250 ms. Frozen, they are left out of every later collection.
+            # about 0.3 s (benchmarks/gc_pause.py). Frozen, they are left out of every
+            # later collection.
             gc.freeze()
         app.state.services = svc
         try:
