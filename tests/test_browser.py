@@ -189,6 +189,13 @@ def test_a_new_reply_is_scrolled_into_sight_above_the_question_box(
         }""")
         question = p.locator(".msg-user").last.bounding_box()
         assert question is not None and question["y"] >= 0  # the question asked is in sight too
+        p.goto("/")  # back on the page later: the last exchange is in sight, not the first
+        p.locator(".msg-bot .answer-card.unanswered").wait_for()
+        p.wait_for_function("""() => {
+            const asked = [...document.querySelectorAll(".msg-user")].pop().getBoundingClientRect();
+            const box = document.querySelector(".ask-form").getBoundingClientRect();
+            return asked.top >= 0 && asked.bottom <= box.top;
+        }""")
     except Exception:
         screenshot([p], "a_new_reply_is_scrolled_into_sight")
         raise

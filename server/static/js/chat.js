@@ -146,8 +146,8 @@
   // Scroll a message to the top of the window, with what follows it below: the
   // question with its reply from the start. Aligning a reply's end instead would leave
   // it under the question box, which stays at the bottom of the window.
-  function show(node) {
-    var still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  function show(node, instantly) {
+    var still = instantly || window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     node.scrollIntoView({ block: "start", behavior: still ? "auto" : "smooth" });
   }
 
@@ -202,5 +202,8 @@
   });
 
   history.forEach(function (item) { append(item, false); });
+  // Back on the page: the last exchange in sight, as it was left.
+  var questions = list.querySelectorAll(".msg-user");
+  if (questions.length) show(questions[questions.length - 1], true);
   updateCount();
 })();
