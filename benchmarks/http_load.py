@@ -74,7 +74,7 @@ class BareEncoder:
 
     def __init__(self, encoder: str):
         self.embedder = load_embedder("", encoder).inner  # type: ignore[attr-defined]
-        self.runtime = "onnx" if type(self.embedder).__name__ == "OnnxEmbedder" else "torch"
+        self.runtime: str = self.embedder.runtime
         self.samples: list[float] = []
         self.sample(FALLBACK_QUESTIONS, len(FALLBACK_QUESTIONS), keep=False)  # warm-up
 
@@ -87,11 +87,6 @@ class BareEncoder:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.samples, q))
-
-
-def run(coroutine: Any) -> Any:
-    """Run a coroutine on a fresh uvloop event loop."""
-    return uvloop.run(coroutine)
 
 
 def free_port() -> int:
@@ -233,7 +228,7 @@ def paired_level_one(base: str, qs: list[str], bare: BareEncoder, seconds: float
     tally = Tally(1)
     for _ in range(PAIRED_SLICES):
         bare.sample(qs, ENCODES_PER_SLICE)
-        run(load(base, qs, tally, seconds / PAIRED_SLICES,
+        uvloop.run(load(base, qs, tally, seconds / PAIRED_SLICES,
                          max_requests // PAIRED_SLICES))
     return tally.report()
 
@@ -287,17 +282,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="askta-load-") as tmp:
         proc = start_server(Path(tmp), port, sandbox=args.demos > 0, encoder=runtime)
         try:
-            run(wait_ready(base, proc))
-            run(load(base, qs, Tally(4), 2.0, 200))  # warm-up, not reported
+            uvloop.run(wait_ready(base, proc))
+            uvloop.run(load(base, qs, Tally(4), 2.0, 200))  # warm-up, not reported
             for c in levels:
                 if c == 1:
                     row = paired_level_one(base, qs, bare, seconds, args.max_requests)
                 else:
-                    row = run(load(base, qs, Tally(c), seconds,
+                    row = uvloop.run(load(base, qs, Tally(c), seconds,
                                            args.max_requests)).report()
                 report["levels"].append(row)
             if args.demos:
-                report["demo_burst"] = run(demo_burst(base, args.demos))
+                report["demo_burst"] = uvloop.run(demo_burst(base, args.demos))
         finally:
             proc.terminate()
             try:

@@ -100,7 +100,6 @@ def main() -> None:
     t = time.perf_counter()
     embedder = load_embedder("", args.encoder).inner  # type: ignore[attr-defined]
     load_s = time.perf_counter() - t
-    runtime = "onnx" if type(embedder).__name__ == "OnnxEmbedder" else "torch"
     embedder.embed(["warm up"])
 
     kb = KnowledgeBase.load(REPO / "kb")
@@ -152,7 +151,7 @@ def main() -> None:
     build_1k = time.perf_counter() - t
 
     print(
-        f"model load ({runtime}) {load_s:.2f} s; bundled KB ({kb_size} entries) "
+        f"model load ({embedder.runtime}) {load_s:.2f} s; bundled KB ({kb_size} entries) "
         f"indexed in {bundled_build:.2f} s"
     )
     print(f"{'measurement':<34}{'vectors':>10}{'p50 ms':>10}{'p99 ms':>10}")

@@ -53,6 +53,8 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory."""
 
+    runtime = "torch"  # what runs the model (see load_embedder)
+
     def __init__(self, model: str | Path = "", *, device: str = "cpu", batch_size: int = 64):
         path = Path(model) if model else bundled_model_path()
         if not path.is_dir():

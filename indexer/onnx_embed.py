@@ -41,6 +41,8 @@ MAX_DIFFERENCE = 1e-4
 class OnnxEmbedder:
     """Encodes with ONNX Runtime the graph traced from a loaded PyTorch embedder."""
 
+    runtime = "onnx"
+
     def __init__(self, reference: SentenceTransformerEmbedder, *, batch_size: int = 32):
         try:
             import onnxruntime as ort
