@@ -45,7 +45,7 @@ import uvloop
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from indexer.embed import load_embedder  # noqa: E402
+from indexer.embedders import load_embedder  # noqa: E402
 
 TOTAL_LOAD_BUDGET_S = 60.0
 FALLBACK_QUESTIONS = [

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.embed import load_embedder  # noqa: E402
+from indexer.embedders import load_embedder  # noqa: E402
 from indexer.index import Row  # noqa: E402
 from indexer.kb import KnowledgeBase  # noqa: E402
 from indexer.schema import Entry  # noqa: E402

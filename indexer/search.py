@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.embed import Embedder
+from indexer.embedders import Embedder
 from indexer.index import IndexMismatch, Row, VectorIndex
 from indexer.kb import KnowledgeBase, entry_hash
 from indexer.lexical import LexicalIndex

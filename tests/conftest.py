@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 
-from indexer.embed import HashingEmbedder, SentenceTransformerEmbedder
+from indexer.embedders import HashingEmbedder, SentenceTransformerEmbedder
 from server.app import create_app
 from server.config import Settings
 from server.services import Services

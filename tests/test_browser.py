@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from indexer.embed import SentenceTransformerEmbedder
+from indexer.embedders import SentenceTransformerEmbedder
 from server.config import Settings
 from server.services import Services
 from tests.live import TIMEOUT_MS, copy_project, screenshot, serve

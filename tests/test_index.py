@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer.embed import HashingEmbedder
+from indexer.embedders import HashingEmbedder
 from indexer.index import IVF_NPROBE, IndexMismatch, Row, VectorIndex
 from indexer.kb import KnowledgeBase
 from indexer.schema import Entry
@@ -147,7 +147,7 @@ def test_draft_entries_are_not_indexed(tmp_path: Path) -> None:
 def test_batching_embedder_groups_concurrent_questions() -> None:
     import threading
 
-    from indexer.embed import BatchingEmbedder
+    from indexer.embedders import BatchingEmbedder
 
     class Slow(CountingEmbedder):
         def __init__(self) -> None:

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexer.onnx_embed as onnx_embed
-from indexer.embed import (
+import indexer.embedders.onnx_runtime as onnx_runtime
+from indexer.embedders import (
     BatchingEmbedder,
     EmbedderError,
+    OnnxEmbedder,
     SentenceTransformerEmbedder,
     load_embedder,
 )
 from indexer.evaluate import evaluate, load_labeled
 from indexer.kb import KnowledgeBase
-from indexer.onnx_embed import OnnxEmbedder
 from indexer.search import Searcher
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def test_dev_set_targets_on_onnx_runtime(onnx: OnnxEmbedder,
 
 def test_vectors_that_differ_are_refused(real_embedder: SentenceTransformerEmbedder,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(onnx_embed, "MAX_DIFFERENCE", -1.0)
+    monkeypatch.setattr(onnx_runtime, "MAX_DIFFERENCE", -1.0)
     with pytest.raises(EmbedderError, match="differ from PyTorch"):
         OnnxEmbedder(real_embedder)
 
@@ -66,7 +66,7 @@ def test_auto_falls_back_to_pytorch_and_says_why(monkeypatch: pytest.MonkeyPatch
     def untraceable(reference: SentenceTransformerEmbedder) -> tuple[bytes, list[str]]:
         raise EmbedderError("the model could not be traced to ONNX: no")
 
-    monkeypatch.setattr(onnx_embed, "_trace", untraceable)
+    monkeypatch.setattr(onnx_runtime, "_trace", untraceable)
     with caplog.at_level(logging.WARNING):
         embedder = load_embedder("", "auto")
     assert isinstance(embedder, BatchingEmbedder)
@@ -99,7 +99,7 @@ def test_long_texts_go_in_small_batches(onnx: OnnxEmbedder,
     texts = ["word " * 400] * 40 + [f"short question {i}" for i in range(40)]
     vectors = onnx.embed(texts)
     assert vectors.shape == (80, 384)
-    assert all(n * width <= onnx_embed.MAX_BATCH_TOKENS for n, width in calls)
+    assert all(n * width <= onnx_runtime.MAX_BATCH_TOKENS for n, width in calls)
     assert sum(n for n, _ in calls) == 80
     assert max(n for n, _ in calls) == onnx.batch_size  # the short ones, 32 at a time
     assert np.allclose(vectors[0], vectors[39], atol=1e-5)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.embed import SentenceTransformerEmbedder, bundled_model_path
+from indexer.embedders import SentenceTransformerEmbedder, bundled_model_path
 from indexer.evaluate import evaluate, load_labeled
 from indexer.kb import KnowledgeBase
 from indexer.search import Searcher

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from indexer.embed import SentenceTransformerEmbedder
+from indexer.embedders import SentenceTransformerEmbedder
 from server.auth import Accounts
 from server.config import Settings
 from server.services import Services

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.embed import HashingEmbedder
+from indexer.embedders import HashingEmbedder
 from indexer.kb import KnowledgeBase
 from indexer.search import Searcher, Thresholds
 from tests.test_kb import write

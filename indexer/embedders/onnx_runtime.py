@@ -14,11 +14,14 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.embed import EmbedderError, SentenceTransformerEmbedder, _normalize
+from indexer.embedders.base import EmbedderError, normalize
+
+if TYPE_CHECKING:
+    from indexer.embedders.sentence_transformer import SentenceTransformerEmbedder
 
 # Texts of many lengths, the last longer than the model's 256-token window.
 PROBES = [
@@ -97,7 +100,7 @@ class OnnxEmbedder:
             feed[name] = array
         with self._lock:
             (vectors,) = self._session.run(None, feed)
-        return _normalize(vectors)
+        return normalize(vectors)
 
     def _check_against(self, reference: SentenceTransformerEmbedder) -> None:
         """Refuse to serve unless this runtime gives the reference's vectors."""
@@ -113,7 +116,7 @@ class OnnxEmbedder:
 def _tokenizer(reference: SentenceTransformerEmbedder, inputs: list[str]) -> tuple[Any, int]:
     """The model's fast tokenizer, called directly (it truncates as sentence-transformers
     does, in a tenth of the time of its preprocess()), and the padding token's id."""
-    hf = reference._model.tokenizer
+    hf = reference.tokenizer
     backend = getattr(hf, "backend_tokenizer", None)
     pad_id = hf.pad_token_id
     unknown = set(inputs) - set(FIELDS)
@@ -123,8 +126,7 @@ def _tokenizer(reference: SentenceTransformerEmbedder, inputs: list[str]) -> tup
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_str(backend.to_str())
-    tokenizer.enable_truncation(
-        max_length=int(reference._model.max_seq_length or hf.model_max_length))
+    tokenizer.enable_truncation(max_length=reference.max_length)
     tokenizer.no_padding()
     return tokenizer, int(pad_id)
 
@@ -133,8 +135,8 @@ def _trace(reference: SentenceTransformerEmbedder) -> tuple[bytes, list[str]]:
     """The reference model as ONNX bytes, and the names of its tensor inputs."""
     import torch
 
-    model = reference._model
-    sample = reference._preprocess(["a short one", "a somewhat longer sentence, to be padded"])
+    model = reference.model
+    sample = reference.preprocess(["a short one", "a somewhat longer sentence, to be padded"])
     names = [k for k, v in sample.items() if isinstance(v, torch.Tensor)]
 
     class Graph(torch.nn.Module):
