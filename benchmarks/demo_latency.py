@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.config import Settings  # noqa: E402
-from server.sandbox import RunResult, SandboxConfig, SandboxRunner  # noqa: E402
+from server.sandbox import RunResult, SandboxRunner  # noqa: E402
 from server.sandbox.worker import descendants  # noqa: E402
 
 DEMO = '''\
@@ -98,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    base = SandboxConfig.from_settings(Settings())
+    base = Settings().sandbox_config()
     cfg = replace(base, max_concurrent=2, queue_size=8)
     rows: list[tuple[str, float, float]] = []
 

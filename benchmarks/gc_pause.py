@@ -3,7 +3,7 @@
 Starts the same services as `askta serve` for the bundled KB (model, index,
 database; no sandbox) in this process, then times gc.collect() a few times,
 then again after gc.freeze(), which the app calls once it has started
-(server/app.py). A full collection holds the GIL: every request waits for it.
+(server/web/app.py). A full collection holds the GIL: every request waits for it.
 
 Run: .venv/bin/python benchmarks/gc_pause.py [--encoder auto|onnx|torch]
 """

@@ -106,7 +106,7 @@ def start_server(workdir: Path, port: int, sandbox: bool,
            "ASKTA_SECRET_KEY": "benchmark", "ASKTA_ENCODER": encoder,
            "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory",
+        [sys.executable, "-m", "uvicorn", "server.web.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+MAX_ID_CHARS = 80
+SLUG_WORDS = 8
+
+
+def slugify(text: str, *, max_words: int = SLUG_WORDS, fallback: str = "new-entry") -> str:
+    """An entry id proposed from a question, always one that ID_PATTERN accepts.
+
+    Accents are folded to ASCII ("Qu'est-ce qu'un réseau" -> "quest-ce-quun-reseau"),
+    apostrophes vanish inside words ("Isn't" -> "isnt"), anything else that is not a
+    letter or digit separates words; at most `max_words` words and 80 characters,
+    cut between words. `fallback` when nothing is left ("???", a question in Greek).
+    """
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = re.sub(r"['\u2019\u02bc`]", "", folded)
+    words = re.findall(r"[a-z0-9]+", folded.encode("ascii", "ignore").decode())
+    slug = ""
+    for word in words[:max_words]:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > MAX_ID_CHARS:
+            break
+        slug = candidate
+    if not slug and words:
+        slug = words[0][:MAX_ID_CHARS]
+    return slug or fallback
 
 
 class Status(StrEnum):
@@ -25,7 +50,7 @@ class Entry(BaseModel):
 
     id: str = Field(
         pattern=ID_PATTERN,
-        max_length=80,
+        max_length=MAX_ID_CHARS,
         description="Stable id, equal to the file name: lowercase words joined by hyphens.",
     )
     question: str = Field(

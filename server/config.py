@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.sandbox.models import Limits, SandboxConfig
 
 RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 
@@ -48,8 +51,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means a SQLite file in data_dir."
     )
-    secret_key: str = Field(
-        "", description="Signs session cookies; generated into data_dir if empty."
+    secret_key: str | None = Field(
+        None, description="Signs session cookies (32+ characters); generated into data_dir "
+        "when unset."
     )
     chat_rate_limit: str = "30/minute"
     demo_rate_limit: str = "6/minute"
@@ -131,6 +135,34 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'askta.db').resolve()}"
+
+    def sandbox_config(self) -> SandboxConfig:
+        """Read the `sandbox_*` fields of the app's self."""
+        limits = Limits(
+            timeout_s=self.sandbox_timeout_s,
+            cpu_s=self.sandbox_cpu_s,
+            memory_mb=self.sandbox_memory_mb,
+            max_processes=self.sandbox_max_processes,
+            max_output_bytes=self.sandbox_max_output_bytes,
+            max_images=self.sandbox_max_images,
+            max_image_bytes=self.sandbox_max_image_bytes,
+            file_size_mb=self.sandbox_scratch_mb,
+        )
+        return SandboxConfig(
+            python=self.sandbox_python,
+            bwrap=self.sandbox_bwrap,
+            uid=self.sandbox_uid,
+            pool_size=self.sandbox_pool_size,
+            gpu_pool_size=self.sandbox_gpu_pool_size,
+            queue_size=self.sandbox_queue_size,
+            max_concurrent=self.sandbox_max_concurrent or os.cpu_count() or 1,
+            scratch_mb=self.sandbox_scratch_mb,
+            limits=limits,
+            nvidia_dir=self.sandbox_nvidia_dir,
+            ready_timeout_s=self.sandbox_ready_timeout_s,
+            use_cgroups=self.sandbox_cgroups,
+            threads=self.sandbox_threads,
+        )
 
 
 def parse_rate(value: str) -> tuple[int, float] | None:

@@ -1,27 +1,36 @@
-"""The long-lived parts of a running server, started once in lifespan."""
+"""The long-lived parts of a running server, built once in `Services.start`.
+
+Every object that lives as long as the app is a typed field here: nothing is
+created lazily on first use, and no per-app state hides in module globals.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from indexer.embed import Embedder
+from indexer.embedders import Embedder, load_embedder
 from indexer.kb import KnowledgeBase
 from indexer.search import Searcher, Thresholds
-from server.calls import InlineWhenAlone
+from server.accounts import Accounts
 from server.config import Settings
-
-if TYPE_CHECKING:
-    from server.sandbox import SandboxRunner
-    from server.store import Store
+from server.review.authoring import EntryEditor
+from server.review.queue import ReviewQueue, ensure_seed_items
+from server.sandbox import SandboxRunner, SandboxUnavailable
+from server.sandbox.demo_cache import CACHE_DIR_NAME, DemoCache
+from server.store import Store
+from server.web.blocking import InlineWhenAlone
+from server.web.ratelimit import RateLimits
+from server.web.sessions import Sessions
 
 log = logging.getLogger("askta")
 
 
 @dataclass
 class Services:
-    """Settings, knowledge base, searcher, database store and sandbox of one app."""
+    """Settings, knowledge base, searcher, database store and sandbox of one app,
+    and the objects built on them."""
 
     settings: Settings
     kb: KnowledgeBase
@@ -29,32 +38,37 @@ class Services:
     store: Store
     sandbox: SandboxRunner | None = None
     sandbox_error: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    demo_cache: DemoCache = field(init=False)
+    review_queue: ReviewQueue = field(init=False)
+    editor: EntryEditor = field(init=False)
+    accounts: Accounts = field(init=False)
+    sessions: Sessions = field(init=False)
+    rate_limits: RateLimits = field(init=False)
     # Runs chat questions: on the event loop when alone, together in threads in a burst.
     answering: InlineWhenAlone = field(default_factory=InlineWhenAlone)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.demo_cache = DemoCache(s.data_dir / CACHE_DIR_NAME)
+        self.review_queue = ReviewQueue(self.store, self.kb, self.searcher,
+                                        s.review_group_threshold)
+        self.editor = EntryEditor(self.kb, self.searcher, self.store)
+        self.accounts = Accounts(self.store)
+        self.sessions = Sessions(s)
+        self.rate_limits = RateLimits.from_settings(s)
 
     @classmethod
     def start(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
         """Load the KB, the model and the index, open the database, start the sandbox pool."""
-        from indexer.embed import load_embedder
-        from server.store import Store
-
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         kb = KnowledgeBase.load(settings.kb_dir)
-        embedder = embedder or load_embedder(settings.model, settings.encoder)
-        searcher = Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings))
+        searcher = open_searcher(settings, kb, embedder)
         store = Store(settings.db_url)
         store.migrate()
         svc = cls(settings=settings, kb=kb, searcher=searcher, store=store)
-        svc.seed_queue()
+        ensure_seed_items(store, kb)  # unanswered entries are in the queue from the start
         svc.start_sandbox()
         return svc
-
-    def seed_queue(self) -> None:
-        """Entries still waiting for an answer appear in the review queue from the start."""
-        from server.review import ensure_seed_items
-
-        ensure_seed_items(self.store, self.kb)
 
     def start_sandbox(self) -> None:
         """Start the warm pool; if bubblewrap cannot run, say why and refuse to run code."""
@@ -63,9 +77,7 @@ class Services:
                 "Demo runs are disabled on this server (ASKTA_SANDBOX_ENABLED=false)."
             )
             return
-        from server.sandbox import SandboxConfig, SandboxRunner, SandboxUnavailable
-
-        runner = SandboxRunner(SandboxConfig.from_settings(self.settings))
+        runner = SandboxRunner(self.settings.sandbox_config())
         try:
             runner.check()
             runner.start()
@@ -90,3 +102,13 @@ def thresholds_from(settings: Settings) -> Thresholds:
     if settings.margin_threshold is not None:
         t = t.replace(margin=settings.margin_threshold)
     return t
+
+
+def open_searcher(settings: Settings, kb: KnowledgeBase, embedder: Embedder | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Searcher:
+    """The searcher over `kb`: the model of the settings, the index in the data dir
+    (loaded, updated or built), and the thresholds with their overrides."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedder = embedder or load_embedder(settings.model, settings.encoder)
+    return Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings),
+                         progress=progress)

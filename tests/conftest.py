@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 
 from indexer.embedders import HashingEmbedder, SentenceTransformerEmbedder
-from server.app import create_app
 from server.config import Settings
 from server.services import Services
+from server.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -37,7 +37,7 @@ def settings(tmp_path: Path, kb_dir: Path) -> Settings:
         chat_rate_limit="off",
         demo_rate_limit="off",
         sandbox_enabled=False,
-        secret_key="test-secret-key",
+        secret_key="test-secret-key-of-at-least-32-characters",
     )
 
 

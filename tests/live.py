@@ -13,9 +13,9 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from server.app import create_app
 from server.config import Settings
 from server.services import Services
+from server.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

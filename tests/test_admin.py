@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.kb import KnowledgeBase
-from server.auth import Accounts
 from server.services import Services
+from server.web.auth import Accounts
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.config import Settings
-from server.demo_cache import demo_cache
 from server.sandbox.errors import DeviceUnavailable, SandboxBusy
 from server.sandbox.models import Event, RunResult
 from server.services import Services
+from server.web.app import create_app
 
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
        "rkJggg==")
@@ -218,7 +217,7 @@ def test_the_cache_is_keyed_by_device(demo_client: TestClient, services: Service
     demo_client.post(RUN, json={"device": "cpu"})
     path = services.kb.demo_path(services.kb.get("why-nonlinearities"))
     assert path is not None
-    cache = demo_cache(services)
+    cache = services.demo_cache
     code_hash = cache.code_hash(path) or ""
     assert cache.get(code_hash, "cpu") is not None and cache.get(code_hash, "cuda") is None
 
@@ -241,11 +240,11 @@ class _KeptOpen:
 @pytest.fixture(scope="module")
 def real_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One bubblewrap runner for this module: one CPU slot and a queue of two."""
-    from server.sandbox import SandboxConfig, SandboxRunner, SandboxUnavailable
+    from server.sandbox import SandboxRunner, SandboxUnavailable
 
     settings = Settings(kb_dir=tmp_path_factory.mktemp("kb"), sandbox_pool_size=1,
                         sandbox_gpu_pool_size=0, sandbox_queue_size=2, sandbox_max_concurrent=1)
-    runner = SandboxRunner(SandboxConfig.from_settings(settings))
+    runner = SandboxRunner(settings.sandbox_config())
     try:
         runner.check()
     except SandboxUnavailable as e:  # make test installs bubblewrap and the sandbox env

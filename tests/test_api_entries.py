@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from server.demo_cache import DemoCache, demo_cache
+from server.sandbox.demo_cache import DemoCache
 from server.services import Services
 
 ENTRY_KEYS = {"id", "question", "answer_markdown", "answer_html", "tags", "demo"}
@@ -58,7 +58,7 @@ def test_last_run_comes_from_the_cache(client: TestClient, services: Services) -
     entry = services.kb.get("why-nonlinearities")
     path = services.kb.demo_path(entry)
     assert path is not None
-    cache = demo_cache(services)
+    cache = services.demo_cache
     cache.put(cache.code_hash(path) or "", "cpu", OK_RUN)
     last = client.get("/api/entries/why-nonlinearities").json()["demo"]["last_run"]
     assert last["stdout"] == "hello\n" and last["duration_ms"] == 42 and "ran_at" in last

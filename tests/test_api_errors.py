@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.config import Settings
 from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxUnavailable
 from server.services import Services
+from server.web.app import create_app
 
 RUN = "/api/entries/why-nonlinearities/demo/run"
 STREAM = "/api/entries/why-nonlinearities/demo/stream"

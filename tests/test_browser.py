@@ -43,7 +43,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
     (kb_dir / "hostile-entry.yaml").write_text(HOSTILE_ENTRY)
     settings = Settings(kb_dir=kb_dir, data_dir=root / "data", chat_rate_limit="off",
                         demo_rate_limit="off", sandbox_pool_size=1, sandbox_gpu_pool_size=1,
-                        secret_key="browser-tests")
+                        secret_key="browser-tests-secret-key-32-characters-long")
     services = Services.start(settings, embedder=real_embedder)
     with serve(settings, services) as url:
         yield url, services

@@ -1,4 +1,4 @@
-"""server/calls.py: a question alone runs on the event loop; questions together go to threads."""
+"""server/web/blocking.py: a question alone runs on the event loop; a burst goes to threads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from server.calls import InlineWhenAlone
+from server.web.blocking import InlineWhenAlone
 
 
 def where() -> threading.Thread:

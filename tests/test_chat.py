@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.config import Settings
 from server.services import Services
+from server.web.app import create_app
 
 
 def test_healthz(client: TestClient) -> None:
@@ -70,7 +70,7 @@ def test_message_limits(client: TestClient) -> None:
 
 def test_a_lone_question_is_answered_on_the_event_loop(client: TestClient,
                                                        services: Services) -> None:
-    """No thread hand-off for a question asked alone (server/calls.py)."""
+    """No thread hand-off for a question asked alone (server/web/blocking.py)."""
     before = services.answering.inline
     r = client.post("/api/chat", json={"message": "Why do we need ReLUs or other nonlinearities?"})
     assert r.status_code == 200 and r.json()["answered"] is True

@@ -1,4 +1,4 @@
-"""server/cli.py: the commands an instructor types, their output and exit codes."""
+"""server/cli/main.py: the commands an instructor types, their output and exit codes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from server.cli import cli
+from server.cli.main import cli
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.config import Settings
-from server.demo_cache import demo_cache
 from server.services import Services
+from server.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
-STATIC = REPO / "server" / "static"
-TEMPLATES = REPO / "server" / "templates"
+STATIC = REPO / "server" / "web" / "static"
+TEMPLATES = REPO / "server" / "web" / "templates"
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
        "rkJggg==")
 HOSTILE = '<script>window.__pwned = 1</script>'
@@ -105,7 +104,7 @@ def test_entry_page_shows_the_cached_output_at_once(client: TestClient,
     entry = services.kb.get("why-nonlinearities")
     path = services.kb.demo_path(entry)
     assert path is not None
-    cache = demo_cache(services)
+    cache = services.demo_cache
     cache.put(cache.code_hash(path) or "", "cpu", {
         "status": "ok", "exit_code": 0, "stdout": "W = B @ A\n<b>not bold</b>\n", "stderr": "",
         "images": [{"mime": "image/png", "data_base64": PNG},

@@ -6,10 +6,10 @@ import dataclasses
 
 from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.config import Settings
-from server.ratelimit import SlidingWindowLimiter
 from server.services import Services
+from server.web.app import create_app
+from server.web.ratelimit import SlidingWindowLimiter
 
 
 class Clock:

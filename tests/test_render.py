@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from indexer.kb import parse_entry
-from server.render import highlight_code, pygments_css, render_markdown, sanitize
+from server.web.markdown import highlight_code, pygments_css, render_markdown, sanitize
 
 REPO = Path(__file__).resolve().parent.parent
 SAFE_TAGS = {"p", "br", "hr", "em", "strong", "del", "s", "code", "pre", "span", "div", "a", "ul",
@@ -116,5 +116,5 @@ def test_every_kb_entry_renders_safely() -> None:
 
 
 def test_static_pygments_css_is_current() -> None:
-    static = (REPO / "server/static/css/pygments.css").read_text()
-    assert static == pygments_css(), "regenerate server/static/css/pygments.css from pygments_css()"
+    static = (REPO / "server/web/static/css/pygments.css").read_text()
+    assert static == pygments_css(), "regenerate server/web/static/css/pygments.css"

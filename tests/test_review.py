@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.kb import KnowledgeBase
-from server.auth import Accounts
-from server.review import ItemClosed, NotAllowed, ReviewQueue, ensure_seed_items, slugify
+from indexer.schema import slugify
+from server.review.queue import ItemClosed, NotAllowed, ReviewQueue, ensure_seed_items
 from server.services import Services
+from server.web.auth import Accounts
 
 OFF_TOPIC = "xylophone quartet rehearsal schedule"
 
@@ -330,8 +331,3 @@ def test_dismiss_needs_a_reason(client: TestClient, services: Services) -> None:
                        headers=h).status_code == 422
     assert client.post(f"/api/review/{rid}/dismiss", json={"reason": "   "},
                        headers=h).status_code == 400
-
-
-def test_slugify() -> None:
-    assert slugify("Why is SGD noisy?") == "why-is-sgd-noisy"
-    assert slugify("???") == "new-entry"

@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from indexer.embedders import SentenceTransformerEmbedder
-from server.auth import Accounts
 from server.config import Settings
 from server.services import Services
+from server.web.auth import Accounts
 from tests.live import TIMEOUT_MS, copy_project, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -31,7 +31,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
     root = tmp_path_factory.mktemp("review-live")
     settings = Settings(kb_dir=copy_project(root), data_dir=root / "data",
                         chat_rate_limit="off", demo_rate_limit="off", sandbox_enabled=False,
-                        secret_key="review-browser-tests")
+                        secret_key="review-browser-tests-secret-key-32-characters")
     services = Services.start(settings, embedder=real_embedder)
     accounts = Accounts(services.store)
     accounts.add("tara", "ta", "tara-password")

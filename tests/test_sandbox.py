@@ -673,7 +673,7 @@ def test_symlinks_planted_for_figures_lead_nowhere(
     """)
     assert result.status == "ok" and len(result.images) == 1
     # the CLI's writer refuses a planted link on the host side too
-    from server.sandbox_cli import save_image
+    from server.cli.sandbox import save_image
 
     victim = tmp_path / "victim.txt"
     victim.write_text("untouched")

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.kb import KnowledgeBase
+from server.cli.sandbox import check_demos, sandbox_group
 from server.config import Settings
-from server.sandbox_cli import check_demos, sandbox_group
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 

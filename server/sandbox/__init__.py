@@ -1,6 +1,6 @@
 """Running untrusted demo code: bubblewrap sandboxes from a warm pool, streamed as events.
 
-    runner = SandboxRunner(SandboxConfig.from_settings(settings))
+    runner = SandboxRunner(settings.sandbox_config())
     runner.check()    # SandboxUnavailable, with the reason, if bwrap cannot run here
     runner.start()    # the warm pool
     for event in runner.stream(code, device="auto"):

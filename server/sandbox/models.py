@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from server.config import Settings
+from typing import Any, Literal
 
 Status = Literal["ok", "error", "timeout", "killed"]
 EventKind = Literal["stdout", "stderr", "image", "done"]
@@ -36,7 +33,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """Everything the runner needs; build it with `SandboxConfig.from_settings`."""
+    """Everything the runner needs; the server builds it with `Settings.sandbox_config()`."""
 
     python: Path = Path("/opt/askta/sandbox-venv/bin/python")
     bwrap: str = "bwrap"
@@ -54,35 +51,6 @@ class SandboxConfig:
     # False: CPU workers skip importing torch ahead of time (a run then pays for it);
     # same sandbox and limits, ~0.6 s instead of ~4 s of CPU to start. For tests.
     preload_torch: bool = True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SandboxConfig:
-        """Read the `sandbox_*` fields of the app's settings."""
-        limits = Limits(
-            timeout_s=settings.sandbox_timeout_s,
-            cpu_s=settings.sandbox_cpu_s,
-            memory_mb=settings.sandbox_memory_mb,
-            max_processes=settings.sandbox_max_processes,
-            max_output_bytes=settings.sandbox_max_output_bytes,
-            max_images=settings.sandbox_max_images,
-            max_image_bytes=settings.sandbox_max_image_bytes,
-            file_size_mb=settings.sandbox_scratch_mb,
-        )
-        return cls(
-            python=settings.sandbox_python,
-            bwrap=settings.sandbox_bwrap,
-            uid=settings.sandbox_uid,
-            pool_size=settings.sandbox_pool_size,
-            gpu_pool_size=settings.sandbox_gpu_pool_size,
-            queue_size=settings.sandbox_queue_size,
-            max_concurrent=settings.sandbox_max_concurrent or os.cpu_count() or 1,
-            scratch_mb=settings.sandbox_scratch_mb,
-            limits=limits,
-            nvidia_dir=settings.sandbox_nvidia_dir,
-            ready_timeout_s=settings.sandbox_ready_timeout_s,
-            use_cgroups=settings.sandbox_cgroups,
-            threads=settings.sandbox_threads,
-        )
 
 
 @dataclass

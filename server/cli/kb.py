@@ -1,0 +1,248 @@
+"""Commands on the knowledge base: index, ask, eval, check, schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from server.cli.common import handle_errors, settings_of
+from server.cli.exit_codes import ExitCode
+from server.config import Settings
+
+
+def open_searcher_for(settings: Settings, progress: bool = False) -> Any:
+    from indexer.embedders import load_embedder
+    from indexer.kb import KnowledgeBase
+    from indexer.search import Searcher
+    from server.services import thresholds_from
+
+    kb = KnowledgeBase.load(settings.kb_dir)
+    embedder = load_embedder(settings.model, settings.encoder)
+    bar: Any = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="entry", desc="embedding", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    searcher = Searcher.open(
+        kb,
+        embedder,
+        settings.index_dir,
+        thresholds_from(settings),
+        progress=report if progress else None,
+    )
+    if bar is not None:
+        bar.close()
+    return searcher
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def index(ctx: click.Context, as_json: bool) -> None:
+    """Build the search index of the knowledge base, or bring it up to date.
+
+    Only entries that changed since the last run are embedded again.
+    """
+    settings = settings_of(ctx)
+    searcher = open_searcher_for(settings, progress=not as_json)
+    stats = {**searcher.stats, "index_dir": str(settings.index_dir), "model": searcher.index.model}
+    if as_json:
+        click.echo(json.dumps(stats))
+    else:
+        click.echo(
+            f"index: {stats['entries']} entries, {stats['vectors']} vectors in "
+            f"{settings.index_dir} ({stats['added']} added, {stats['changed']} changed, "
+            f"{stats['removed']} removed)"
+        )
+
+
+@click.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def ask(ctx: click.Context, question: str, as_json: bool) -> None:
+    """Ask a question the way a student would.
+
+    \b
+    Example:
+      askta ask "why do we need relu"
+    """
+    result = open_searcher_for(settings_of(ctx)).search(question)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "answered": result.answered,
+                    "entry": result.entry.model_dump(mode="json") if result.entry else None,
+                    "score": round(result.score, 4),
+                    "margin": round(result.margin, 4),
+                    "reason": result.reason,
+                    "suggestions": [h.to_dict() for h in result.suggestions],
+                },
+                indent=2,
+            )
+        )
+        return
+    if result.answered and result.entry:
+        click.secho(
+            f"{result.entry.question}  [{result.entry.id}, score {result.score:.2f}]", bold=True
+        )
+        click.echo()
+        click.echo(result.entry.answer.rstrip())
+        if result.entry.demo:
+            click.echo(f"\nDemo: askta sandbox run {result.entry.demo}")
+    else:
+        click.secho("Not answered yet: this would go to the TAs' review queue.", bold=True)
+        click.echo(f"Why: {result.reason}.")
+    if result.suggestions:
+        click.echo("\nClosest entries:")
+        for h in result.suggestions:
+            click.echo(f"  {h.score:.2f}  {h.entry_id}: {h.question}")
+
+
+@click.command(name="eval")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--calibrate", is_flag=True, help="Also search the best score/margin thresholds.")
+@click.option(
+    "--leave-one-out",
+    is_flag=True,
+    help="Instead of a file, ask each alternate question with it held out of the index.",
+)
+@click.pass_context
+@handle_errors
+def evaluate_cmd(
+    ctx: click.Context, file: Path | None, as_json: bool, calibrate: bool, leave_one_out: bool
+) -> None:
+    """Score a labeled question file ({q: ..., expect: id|null} items).
+
+    \b
+    Example:
+      askta eval ../shared/data/dev_questions.yaml --calibrate
+      askta eval --leave-one-out
+    """
+    from dataclasses import asdict
+
+    from indexer.evaluate import calibrate as run_calibration
+    from indexer.evaluate import leave_one_out as run_leave_one_out
+    from indexer.evaluate import load_labeled, outcome, score
+
+    if (file is None) == (not leave_one_out):
+        raise click.UsageError("give a labeled question FILE, or --leave-one-out")
+    searcher = open_searcher_for(settings_of(ctx))
+    if leave_one_out:
+        report = run_leave_one_out(searcher)
+        outcomes = []
+    else:
+        items = load_labeled(file)  # type: ignore[arg-type]
+        outcomes = [outcome(item, searcher.search(item.question, k=10)) for item in items]
+        report = score(outcomes)
+    cal = run_calibration(outcomes, searcher.thresholds) if calibrate and outcomes else None
+    if as_json:
+        data = report.to_dict()
+        if cal:
+            data["calibration"] = asdict(cal)
+        data["thresholds"] = asdict(searcher.thresholds)
+        click.echo(json.dumps(data, indent=2))
+    else:
+        t = searcher.thresholds
+        click.echo(
+            f"{report.total} questions ({report.answerable} answerable), thresholds: "
+            f"score {t.score}, margin {t.margin}"
+        )
+        for label, value in (
+            ("top-1", report.top1),
+            ("MRR", report.mrr),
+            ("answered precision", report.answered_precision),
+            ("answered rate", report.answered_rate),
+            ("route accuracy", report.route_accuracy),
+            ("overall answer-or-route", report.overall),
+        ):
+            click.echo(f"  {label:<24} {value:.4f}")
+        if report.wrong:
+            click.echo("\nMistakes:")
+            for o in report.wrong:
+                got = o.answer or f"routed (top {o.top or '-'})"
+                click.echo(
+                    f"  {o.score:.2f} {o.margin:.2f}  expected {o.expect or 'route'}, "
+                    f"got {got}: {o.question}"
+                )
+        if cal:
+            click.echo(
+                f"\nCalibrated: score {cal.score} (equally good from {cal.score_range[0]} "
+                f"to {cal.score_range[1]}), margin {cal.margin}: overall {cal.overall}, "
+                f"answered precision {cal.answered_precision}"
+            )
+    sys.exit(0 if report.total else ExitCode.FAILED)
+
+
+@click.command()
+@click.option("--demos", is_flag=True, help="Also run every demo in the sandbox.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
+    """Validate every entry in kb/ (and with --demos, run every demo).
+
+    Errors name the file, the line and the field.
+    """
+    from indexer.kb import KnowledgeBase
+
+    settings = settings_of(ctx)
+    kb = KnowledgeBase.load(settings.kb_dir)
+    failures: list[dict[str, Any]] = []
+    ran = 0
+    if demos:
+        from server.cli.sandbox import check_demos
+
+        results = check_demos(settings, kb)
+        ran = len(results)
+        for demo, result in results:
+            if result.status != "ok" or result.exit_code != 0:
+                tail = "\n".join(result.stderr.strip().splitlines()[-6:])
+                failures.append(
+                    {
+                        "demo": demo,
+                        "status": result.status,
+                        "exit_code": result.exit_code,
+                        "stderr": tail,
+                    }
+                )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"ok": not failures, "entries": len(kb), "demos_run": ran, "failures": failures}
+            )
+        )
+    else:
+        for f in failures:
+            click.echo(
+                f"{f['demo']}: {f['status']} (exit {f['exit_code']})\n{f['stderr']}", err=True
+            )
+        if not failures:
+            extra = f", {ran} demos ran" if demos else ""
+            click.echo(f"ok, {len(kb)} entries ({len(kb.published())} published){extra}")
+    sys.exit(ExitCode.FAILED if failures else 0)
+
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of an entry file (for editor autocompletion)."""
+    from indexer.schema import json_schema
+
+    click.echo(json_schema())

@@ -1,0 +1,48 @@
+"""`askta serve`: the web app and JSON API under uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from server.cli.common import handle_errors, settings_from
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (ASKTA_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (ASKTA_PORT, default 8000).")
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+@click.pass_context
+@handle_errors
+def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) -> None:
+    """Serve the chat page and the JSON API.
+
+    \b
+    Example:
+      askta serve --host 0.0.0.0 --port 8000
+    """
+    import os
+
+    import uvicorn
+
+    from indexer.kb import KnowledgeBase
+
+    settings = settings_from(ctx, host=host, port=port)
+    KnowledgeBase.load(settings.kb_dir)  # a broken entry: file, line and field, not a traceback
+    # The factory reads its settings from the environment in the server process.
+    for name, value in (
+        ("ASKTA_KB_DIR", settings.kb_dir),
+        ("ASKTA_DATA_DIR", settings.data_dir),
+        ("ASKTA_MODEL", settings.model),
+    ):
+        os.environ[name] = str(value)
+    click.echo(
+        f"askta: serving {settings.kb_dir} on http://{settings.host}:{settings.port}", err=True
+    )
+    uvicorn.run(
+        "server.web.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        reload=reload,
+        log_level="info",
+    )

@@ -1,0 +1,1 @@
+"""The review loop: the queue of unanswered questions, authoring entries, importing Q&A pages."""

@@ -1,0 +1,30 @@
+"""The numbers staff see at /admin/stats: questions per day, the share answered, the most
+asked open questions, the most used entries and their "not helpful" rates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indexer.kb import KnowledgeBase
+from server.review.queue import ReviewQueue
+from server.store import Store
+
+STATS_DAYS = 30
+
+
+def collect_stats(store: Store, kb: KnowledgeBase, queue: ReviewQueue) -> dict[str, Any]:
+    """Everything /admin/stats shows, as JSON-ready data."""
+    summary = store.summary()
+    groups = queue.groups()
+    titles = {e.id: e.question for e in kb.entries.values()}
+    return {
+        "summary": summary,
+        "per_day": store.questions_per_day(STATS_DAYS),
+        "top_unanswered": [{"key": g.key, "question": g.question, "count": g.count,
+                            "last_asked": g.last_asked.isoformat(),
+                            "review_id": g.items[0].id} for g in groups[:10]],
+        "top_entries": [{**r, "question": titles.get(r["entry_id"], r["entry_id"])}
+                        for r in store.top_entries(10)],
+        "not_helpful": [{**r, "question": titles.get(r["entry_id"], r["entry_id"])}
+                        for r in store.feedback_by_entry()],
+    }

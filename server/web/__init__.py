@@ -1,0 +1,1 @@
+"""The web app: factory, dependencies, errors, pages and API routes."""

@@ -1,0 +1,57 @@
+"""The app factory. Nothing heavy happens at import: the model, index, database
+and sandbox pool start in `lifespan`."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from server.config import Settings
+from server.services import Services
+from server.web.error_handlers import install_error_handlers
+from server.web.middleware import BodySizeLimit
+from server.web.routes import include_routers
+
+log = logging.getLogger("askta")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the askta app. `services` lets tests pass prebuilt parts (see server.services);
+    without it they are started in the lifespan from `settings`."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services if services is not None else Services.start(settings)
+        if services is None:
+            # The model, index and libraries leave ~500k objects that live as long as the
+            # server: a full garbage collection that scans them stops every request for
+            # about 0.3 s (benchmarks/gc_pause.py). Frozen, they are left out of every
+            # later collection.
+            gc.freeze()
+        app.state.services = svc
+        try:
+            yield
+        finally:
+            if services is None:
+                svc.close()
+
+    app = FastAPI(
+        title="askta",
+        summary="Curated answers to course questions, with runnable demos.",
+        version="0.1.0",
+        lifespan=lifespan,
+        # FastAPI's pages load their scripts from a CDN: server/web/routes/docs.py serves /docs
+        # from local files instead, and ReDoc is left out.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    include_routers(app)
+    return app

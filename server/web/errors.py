@@ -1,0 +1,130 @@
+"""The errors routes raise, and the JSON shape every API error has.
+
+Every API error has the shape {"error": {"code": str, "message": str}};
+server/web/error_handlers.py renders the same errors as HTML pages for browsers.
+"""
+
+from __future__ import annotations
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxError
+
+
+class AppError(Exception):
+    """An error with an HTTP status, a stable code and a message for people."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(AppError):
+    status, code = 401, "unauthorized"
+
+
+class LoginRequired(Unauthorized):
+    """A staff page was opened without a login: a browser gets the login form."""
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class PayloadTooLarge(AppError):
+    status, code = 413, "payload_too_large"
+
+
+class Unprocessable(AppError):
+    status, code = 422, "invalid"
+
+
+class RateLimited(AppError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, retry_after: float):
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(
+            f"Too many requests: try again in {seconds} s.", headers={"Retry-After": str(seconds)}
+        )
+
+
+class DeviceUnavailableError(Unprocessable):
+    code = "device_unavailable"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class ServiceUnavailable(AppError):
+    status, code = 503, "unavailable"
+
+
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    """Status, code and message of a request that failed validation."""
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return 400, "malformed_json", "The request body is not valid JSON."
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return 422, "invalid", "; ".join(parts) or "The request is invalid."
+
+
+BUSY_RETRY_AFTER_S = 5
+
+
+def sandbox_refusal(e: SandboxError) -> AppError:
+    """The API error for a sandbox refusal, the same from every route.
+
+    Busy: 503 with Retry-After; a device this machine lacks: 422 device_unavailable;
+    the sandbox cannot run at all: 503.
+    """
+    if isinstance(e, SandboxBusy):
+        retry = max(1, round(e.retry_after or BUSY_RETRY_AFTER_S))
+        return ServiceUnavailable(f"Every demo runner is busy and the queue is full: try again "
+                                  f"in {retry} s.", headers={"Retry-After": str(retry)})
+    if isinstance(e, DeviceUnavailable):
+        return DeviceUnavailableError(str(e) or "That device is not available here.")
+    return ServiceUnavailable(f"Demo runs are not available: {e}")

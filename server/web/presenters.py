@@ -1,0 +1,73 @@
+"""How entries and review items look to clients: the JSON and page data routes share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from indexer.kb import KnowledgeBaseError
+from indexer.schema import Entry
+from server.services import Services
+from server.web.errors import NotFound, error_body
+from server.web.markdown import render_markdown
+
+
+def default_device(services: Services) -> str:
+    """The device an `auto` demo run uses on this server."""
+    runner = services.sandbox
+    return "cuda" if runner is not None and getattr(runner, "cuda_available", False) else "cpu"
+
+
+def last_run(services: Services, entry: Entry, device: str) -> dict[str, Any] | None:
+    """The cached last successful run of the entry's demo, preferring `device`."""
+    path = services.kb.demo_path(entry)
+    if path is None:
+        return None
+    cache = services.demo_cache
+    code_hash = cache.code_hash(path)
+    if code_hash is None:
+        return None
+    for dev in (device, "cpu" if device == "cuda" else "cuda"):
+        result = cache.get(code_hash, dev)
+        if result is not None:
+            return result
+    return None
+
+
+def entry_to_json(services: Services, entry: Entry, *, include_last_run: bool = True) -> dict:
+    """An entry as the API shows it: Markdown, sanitized HTML, tags and its demo."""
+    demo = None
+    if entry.demo:
+        device = default_device(services)
+        demo = {
+            "path": entry.demo,
+            "device": device,
+            "last_run": last_run(services, entry, device) if include_last_run else None,
+        }
+    return {
+        "id": entry.id,
+        "question": entry.question,
+        "answer_markdown": entry.answer,
+        "answer_html": render_markdown(entry.answer),
+        "tags": list(entry.tags),
+        "demo": demo,
+    }
+
+
+def published_entry(services: Services, entry_id: str) -> Entry:
+    """The entry with this id if it may be shown to students, else NotFound."""
+    entry = services.kb.get(entry_id)
+    if not entry.answerable:
+        raise NotFound(f"No published entry with id {entry_id!r}.")
+    return entry
+
+
+def invalid_entry(e: KnowledgeBaseError) -> JSONResponse:
+    """422 with the usual error shape, plus each problem by field for the form."""
+    body: dict[str, Any] = error_body("invalid_entry", str(e))
+    body["error"]["fields"] = {}
+    for p in e.problems:
+        key = (p.field or "entry").split("[")[0]
+        body["error"]["fields"].setdefault(key, p.message)
+    return JSONResponse(body, status_code=422)

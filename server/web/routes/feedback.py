@@ -1,0 +1,35 @@
+"""Feedback on an answer: "helpful" or "not helpful" (which sends the question to the TAs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from server.web.deps import ClientDep, ServicesDep
+from server.web.messages import check_message
+
+router = APIRouter(tags=["feedback"])
+
+
+class FeedbackRequest(BaseModel):
+    """The question the student asked, the entry they were shown, and their verdict."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    message: str = Field(min_length=1)
+    entry_id: str = Field(min_length=1, max_length=200)
+    helpful: bool
+
+
+@router.post("/api/feedback")
+async def post_feedback(body: FeedbackRequest, services: ServicesDep,
+                        client: ClientDep) -> dict[str, Any]:
+    """Record whether an answer helped; a "not helpful" question joins the review queue."""
+    check_message(body.message, services.settings.max_message_chars)
+    services.kb.get(body.entry_id)
+    review_id = await run_in_threadpool(services.store.record_feedback, body.message,
+                                        body.entry_id, body.helpful, client)
+    return {"recorded": True, "review_id": review_id}
