@@ -20,7 +20,7 @@ from indexer.evaluate import evaluate, load_labeled
 from indexer.kb import KnowledgeBase
 from indexer.search import Searcher
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEV = REPO.parent / "shared" / "data" / "dev_questions.yaml"
 
 pytestmark = pytest.mark.slow

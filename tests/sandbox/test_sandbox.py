@@ -30,7 +30,7 @@ from server.sandbox.bwrap import sandbox_uid
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SANDBOX_PYTHON = Path(os.environ.get("ASKTA_SANDBOX_PYTHON", "/opt/askta/sandbox-venv/bin/python"))
 LIMITS = Limits(timeout_s=20, cpu_s=20, memory_mb=2048, max_processes=64,
                 max_output_bytes=200_000, max_images=4, max_image_bytes=500_000,

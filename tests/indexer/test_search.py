@@ -11,7 +11,7 @@ import pytest
 from indexer.embedders import HashingEmbedder
 from indexer.kb import KnowledgeBase
 from indexer.search import Searcher, Thresholds
-from tests.test_kb import write
+from tests.indexer.test_kb import write
 
 UNANSWERED = """\
 id: {id}

@@ -14,7 +14,7 @@ from server.cli.importer import import_command
 from server.config import Settings
 from server.review.importer import Importer, detect_format, parse_document
 
-SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds" / \
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / \
     "000_12107f6cd77e0e9f.txt"
 
 MARKDOWN = """# Week 6 Q&A

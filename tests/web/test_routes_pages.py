@@ -13,7 +13,7 @@ from server.config import Settings
 from server.services import Services
 from server.web.app import create_app
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "server" / "web" / "static"
 TEMPLATES = REPO / "server" / "web" / "templates"
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"

@@ -42,7 +42,7 @@ def problems(kb: Path) -> list[str]:
 
 
 def test_loads_the_bundled_kb() -> None:
-    kb = KnowledgeBase.load(Path(__file__).parent.parent / "kb")
+    kb = KnowledgeBase.load(Path(__file__).resolve().parents[2] / "kb")
     assert len(kb) == 19
     assert {e.id for e in kb.unanswered()} == {"sgd-limitations", "worry-about-ai"}
     assert len(kb.published()) == 17

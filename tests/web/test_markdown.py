@@ -10,7 +10,7 @@ import pytest
 from indexer.kb import parse_entry
 from server.web.markdown import highlight_code, pygments_css, render_markdown, sanitize
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAFE_TAGS = {"p", "br", "hr", "em", "strong", "del", "s", "code", "pre", "span", "div", "a", "ul",
              "ol", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead",
              "tbody", "tr", "th", "td", "sup", "sub", "kbd"}

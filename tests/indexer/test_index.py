@@ -14,7 +14,7 @@ from indexer.index import IVF_NPROBE, IndexMismatch, Row, VectorIndex
 from indexer.kb import KnowledgeBase
 from indexer.schema import Entry
 from indexer.search import Searcher
-from tests.test_kb import write
+from tests.indexer.test_kb import write
 
 
 class CountingEmbedder(HashingEmbedder):

@@ -19,7 +19,7 @@ from indexer.kb import KnowledgeBase
 from server.services import Services
 from server.web.auth import Accounts
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def instructor(services: Services, name: str = "ian", role: str = "instructor") -> dict[str, str]:
