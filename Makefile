@@ -58,15 +58,17 @@ run: install  ## serve the bundled knowledge base on http://$(HOST):$(PORT)
 	$(ASKTA) index
 	$(ASKTA) serve --host $(HOST) --port $(PORT)
 
-test: install browser-deps  ## lint, check every entry and demo, run the whole test suite
+test: install browser-deps  ## lint, check the import rules, check every entry and demo, run the whole test suite
 	$(VENV)/bin/ruff check indexer server tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(ASKTA) check --demos
 	$(PY) -m pytest -q
 
-lint:  ## ruff and mypy
+lint:  ## ruff, mypy and the import rules (.importlinter)
 	$(VENV)/bin/ruff check indexer server tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install  ## print the benchmark figures
 	$(PY) benchmarks/retrieval.py

@@ -53,7 +53,8 @@ def render_error(request: Request, status: int, code: str, message: str,
     if isinstance(exc, LoginRequired):
         return login_page(request, next_url=request.url.path, status=401)
     if status == 403:
-        response: Response = staff_page(request, "error.html", None, {
+        user = getattr(request.state, "askta_user", None)  # set once the request authenticated
+        response: Response = staff_page(request, "error.html", user, {
             "title": TITLES[403], "message": message, "status": 403, "login_link": True}, 403)
     else:
         response = templates.TemplateResponse(request, "error.html", {

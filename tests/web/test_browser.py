@@ -217,3 +217,20 @@ def test_api_docs_render_with_nothing_from_outside(page: Page) -> None:
     expect(chat).to_be_visible()
     assert p.locator(".opblock").count() >= 8
     assert outside == []
+
+
+def test_unknown_url_and_staff_page_are_html_pages_in_a_browser(page: Page) -> None:
+    response = page.goto("/no-such-page")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+    expect(page).to_have_title(re.compile("Not found"))
+    page.get_by_role("link", name="ask a question").click()
+    expect(page.locator("#question")).to_be_visible()
+
+    response = page.goto("/admin")
+    assert response is not None and response.status == 401
+    expect(page.locator("h1")).to_have_text("Staff login")
+    expect(page.locator('input[name="next"]')).to_have_value("/admin")
+    # the API under the same browser still answers in its JSON shape
+    body = page.evaluate("fetch('/api/review').then(r => r.json())")
+    assert body["error"]["code"] == "unauthorized"
