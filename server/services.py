@@ -7,14 +7,14 @@ created lazily on first use, and no per-app state hides in module globals.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from indexer.embedders import Embedder, load_embedder
+from indexer.embedders import Embedder
 from indexer.kb import KnowledgeBase
-from indexer.search import Searcher, Thresholds
+from indexer.search import Searcher
 from server.accounts import Accounts
 from server.config import Settings
+from server.retrieval import open_searcher
 from server.review.authoring import EntryEditor
 from server.review.queue import ReviewQueue, ensure_seed_items
 from server.sandbox import SandboxRunner, SandboxUnavailable
@@ -92,23 +92,3 @@ class Services:
         if self.sandbox is not None:
             self.sandbox.close()
         self.store.close()
-
-
-def thresholds_from(settings: Settings) -> Thresholds:
-    """The calibrated thresholds, with any override from the settings."""
-    t = Thresholds()
-    if settings.answer_threshold is not None:
-        t = t.replace(score=settings.answer_threshold)
-    if settings.margin_threshold is not None:
-        t = t.replace(margin=settings.margin_threshold)
-    return t
-
-
-def open_searcher(settings: Settings, kb: KnowledgeBase, embedder: Embedder | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Searcher:
-    """The searcher over `kb`: the model of the settings, the index in the data dir
-    (loaded, updated or built), and the thresholds with their overrides."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedder = embedder or load_embedder(settings.model, settings.encoder)
-    return Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings),
-                         progress=progress)

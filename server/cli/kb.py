@@ -9,19 +9,17 @@ from typing import Any
 
 import click
 
+from indexer.kb import KnowledgeBase
+from indexer.search import Searcher
 from server.cli.common import handle_errors, settings_of
 from server.cli.exit_codes import ExitCode
 from server.config import Settings
+from server.retrieval import open_searcher
 
 
-def open_searcher_for(settings: Settings, progress: bool = False) -> Any:
-    from indexer.embedders import load_embedder
-    from indexer.kb import KnowledgeBase
-    from indexer.search import Searcher
-    from server.services import thresholds_from
-
+def open_searcher_for(settings: Settings, progress: bool = False) -> Searcher:
+    """The searcher over the settings' knowledge base; a progress bar while it embeds."""
     kb = KnowledgeBase.load(settings.kb_dir)
-    embedder = load_embedder(settings.model, settings.encoder)
     bar: Any = None
 
     def report(done: int, total: int) -> None:
@@ -32,14 +30,7 @@ def open_searcher_for(settings: Settings, progress: bool = False) -> Any:
             bar = tqdm(total=total, unit="entry", desc="embedding", file=sys.stderr)
         bar.update(done - bar.n)
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    searcher = Searcher.open(
-        kb,
-        embedder,
-        settings.index_dir,
-        thresholds_from(settings),
-        progress=report if progress else None,
-    )
+    searcher = open_searcher(settings, kb, progress=report if progress else None)
     if bar is not None:
         bar.close()
     return searcher
