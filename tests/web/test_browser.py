@@ -234,3 +234,66 @@ def test_unknown_url_and_staff_page_are_html_pages_in_a_browser(page: Page) -> N
     # the API under the same browser still answers in its JSON shape
     body = page.evaluate("fetch('/api/review').then(r => r.json())")
     assert body["error"]["code"] == "unauthorized"
+
+
+def test_an_empty_question_says_so(page: Page) -> None:
+    page.goto("/")
+    page.fill("#question", "   ")
+    page.press("#question", "Enter")
+    problem = page.locator("#question-problem")
+    expect(problem).to_have_text("Type a question first.")
+    expect(page.locator("#question")).to_have_attribute("aria-invalid", "true")
+    assert page.locator(".msg").count() == 0
+    page.fill("#question", "why relu")  # typing clears the message
+    expect(problem).to_be_hidden()
+
+
+def test_an_overlong_paste_is_kept_whole_and_counted(page: Page) -> None:
+    page.goto("/")
+    page.fill("#question", "x" * 1200)
+    assert len(page.input_value("#question")) == 1200  # not silently cut to 1000
+    expect(page.locator("#char-count")).to_have_text("1200 / 1000")
+    expect(page.locator("#question-problem")).to_contain_text("shorten it by 200")
+    page.press("#question", "Enter")
+    assert page.locator(".msg").count() == 0
+
+
+def test_after_a_failure_the_question_stays_and_retry_sends_it(page: Page) -> None:
+    failures = {"left": 1}
+
+    def flaky(route: Route) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            route.fulfill(status=500, content_type="application/json",
+                          body='{"error": {"code": "internal", "message": "Something broke."}}')
+        else:
+            route.continue_()
+
+    page.route("**/api/chat", flaky)
+    ask(page, "What happens if I remove the activation functions?")
+    error = page.locator(".msg-bot .error-box")
+    expect(error).to_contain_text("Something broke.")
+    expect(page.locator("#question")).to_have_value(
+        "What happens if I remove the activation functions?")
+    error.get_by_role("button", name="Retry").click()
+    expect(page.locator(".msg-bot .answer-title a")).to_have_text(
+        "Why do we need ReLUs or other nonlinearities?")
+    expect(page.locator(".error-box")).to_have_count(0)
+    expect(page.locator(".msg-user")).to_have_count(1)
+    expect(page.locator("#question")).to_have_value("")
+
+
+def test_a_vote_can_be_changed(page: Page) -> None:
+    sent: list[bool] = []
+    page.on("request", lambda r: sent.append(r.post_data_json["helpful"])
+            if r.url.endswith("/api/feedback") else None)
+    ask(page, "What happens if I remove the activation functions?")
+    helpful = page.get_by_role("button", name="Helpful", exact=True)
+    not_helpful = page.get_by_role("button", name="Not helpful")
+    helpful.click()
+    expect(helpful).to_have_attribute("aria-pressed", "true")
+    not_helpful.click()
+    expect(not_helpful).to_have_attribute("aria-pressed", "true")
+    expect(helpful).to_have_attribute("aria-pressed", "false")
+    expect(page.locator(".feedback-status")).to_contain_text("sent to the TAs")
+    assert sent == [True, False]

@@ -51,7 +51,7 @@ def test_chat_page(client: TestClient) -> None:
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
-    assert '<label for="question"' in html and 'maxlength="1000"' in html
+    assert '<label for="question"' in html and 'data-max-chars="1000"' in html
     assert 'aria-live="polite"' in html and 'href="#main"' in html
     assert 'class="chip example"' in html
     assert "/static/js/chat.js" in html and "/static/vendor/katex/katex.min.js" in html

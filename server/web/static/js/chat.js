@@ -15,7 +15,9 @@
   var count = document.getElementById("char-count");
   var intro = document.getElementById("intro");
   var clear = document.getElementById("clear-chat");
-  var maxChars = parseInt(input.getAttribute("maxlength"), 10) || 1000;
+  var problem = document.getElementById("question-problem");
+  // No maxlength on the box: a long paste is kept whole and the count says how much to cut.
+  var maxChars = parseInt(input.getAttribute("data-max-chars"), 10) || 1000;
 
   function load(key, fallback) {
     try { var v = sessionStorage.getItem(key); return v ? JSON.parse(v) : fallback; }
@@ -81,31 +83,36 @@
     return li;
   }
 
+  // A vote can be changed: the last click counts, and the pressed button shows it.
   function setupFeedback(li, item) {
     var box = li.querySelector(".feedback");
     var status = box.querySelector(".feedback-status");
     var buttons = box.querySelectorAll("button.fb");
+    function mark(helpful) {
+      buttons.forEach(function (x) {
+        x.setAttribute("aria-pressed", String(x.getAttribute("data-helpful") === String(helpful)));
+      });
+    }
     if (item.feedback !== undefined) {
-      buttons.forEach(function (b) { b.disabled = true; });
+      mark(item.feedback);
       status.textContent = feedbackThanks(item.feedback);
-      return;
     }
     buttons.forEach(function (b) {
       b.addEventListener("click", async function () {
         var helpful = b.getAttribute("data-helpful") === "true";
+        if (item.feedback === helpful) return;
         buttons.forEach(function (x) { x.disabled = true; });
-        b.setAttribute("aria-pressed", "true");
         status.textContent = "Sending…";
         var res = await askta.postJSON("/api/feedback", {
           message: item.question, entry_id: item.reply.entry.id, helpful: helpful,
         });
+        buttons.forEach(function (x) { x.disabled = false; });
         if (res.ok) {
           item.feedback = helpful;
           save(HISTORY_KEY, history);
+          mark(helpful);
           status.textContent = feedbackThanks(helpful);
         } else {
-          buttons.forEach(function (x) { x.disabled = false; });
-          b.removeAttribute("aria-pressed");
           status.textContent = askta.errorMessage(res);
         }
       });
@@ -117,16 +124,26 @@
       : "Thanks. Your question has been sent to the TAs so they can improve this answer.";
   }
 
-  function renderError(message) {
+  function renderError(message, retryText) {
     var li = clone("tpl-error");
-    li.querySelector(".error-box").textContent = message;
+    li.querySelector(".error-text").textContent = message;
+    if (retryText) {
+      var retry = li.querySelector(".retry");
+      retry.hidden = false;
+      retry.addEventListener("click", function () {
+        var asked = li.previousElementSibling;  // the question, asked again below
+        if (asked && asked.classList.contains("msg-user")) asked.remove();
+        li.remove();
+        ask(retryText);
+      });
+    }
     return li;
   }
 
   function renderItem(item) {
     if (item.kind === "user") return renderUser(item.text);
     if (item.kind === "reply") return renderAnswer(item);
-    return renderError(item.text);
+    return renderError(item.text, item.retry);
   }
 
   function append(item, persist) {
@@ -152,19 +169,37 @@
   }
 
   function updateCount() {
-    count.textContent = input.value.length + " / " + maxChars;
+    var n = input.value.length;
+    count.textContent = n + " / " + maxChars;
+    count.classList.toggle("char-over", n > maxChars);
+    if (n > maxChars) {
+      say("Your question is " + n + " characters; the limit is " + maxChars +
+          ": shorten it by " + (n - maxChars) + ".");
+    } else if (!problem.hidden && n > 0) {
+      say("");
+    }
+  }
+
+  function say(text) {
+    problem.textContent = text;
+    problem.hidden = !text;
+    if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
   }
 
   async function ask(text) {
     text = text.trim();
-    if (!text) { input.focus(); return; }
-    if (text.length > maxChars) {
-      show(append({ kind: "error", text: "Your question is over " + maxChars + " characters: please shorten it." }, false));
+    if (!text) {
+      say("Type a question first.");
+      input.focus();
       return;
     }
+    if (text.length > maxChars) {
+      updateCount();
+      input.focus();
+      return;
+    }
+    say("");
     var asked = append({ kind: "user", text: text }, true);
-    input.value = "";
-    updateCount();
     button.disabled = true;
     form.setAttribute("aria-busy", "true");
     busy.textContent = "Looking for an answer…";
@@ -174,8 +209,14 @@
     form.removeAttribute("aria-busy");
     if (res.ok && res.data) {
       append({ kind: "reply", question: text, reply: res.data }, true);
+      // The box is emptied only once the question was answered: after an error it stays
+      // there to send again, and the error offers a Retry.
+      if (input.value.trim() === text) { input.value = ""; updateCount(); }
     } else {
-      append({ kind: "error", text: askta.errorMessage(res) }, false);
+      if (!input.value.trim()) { input.value = text; updateCount(); }
+      append({ kind: "error", text: askta.errorMessage(res), retry: text }, false);
+      history.pop();  // the question was not answered: a reload should not show it alone
+      save(HISTORY_KEY, history);
     }
     show(asked);
     input.focus();
