@@ -164,6 +164,7 @@ def test_unknown_entry_page_is_a_404_page(client: TestClient) -> None:
     "/static/css/app.css", "/static/css/pygments.css", "/static/js/common.js",
     "/static/js/chat.js", "/static/js/entries.js", "/static/js/entry.js",
     "/static/vendor/katex/katex.min.js", "/static/vendor/katex/katex.min.css",
+    "/static/favicon.svg", "/static/manifest.webmanifest",
 ])
 def test_static_assets_are_served(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 200
@@ -206,3 +207,17 @@ def test_api_docs_come_from_this_server(client: TestClient) -> None:
     assert client.get("/docs/oauth2-redirect").status_code == 200
     gone = client.get("/redoc")  # FastAPI's ReDoc page would load its script from a CDN
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+def test_pages_link_an_icon_and_a_manifest_and_staff_links_only_for_staff(
+        client: TestClient) -> None:
+    html = client.get("/").text
+    assert '<link rel="icon" href="/static/favicon.svg"' in html
+    assert '<link rel="manifest" href="/static/manifest.webmanifest">' in html
+    assert 'href="/admin"' not in html and 'href="/login">log in</a>' in html
+
+
+def test_an_unknown_tag_is_shown_as_chosen_not_as_all_tags(client: TestClient) -> None:
+    html = client.get("/entries?tag=unknown").text
+    assert '<option value="unknown" selected>unknown (no answers)</option>' in html
+    assert '<option value="" selected' not in html
