@@ -62,6 +62,22 @@ def warm_up(device: str, preload: bool) -> dict:
     return {"torch": torch.__version__, "cuda": device == "cuda"}
 
 
+def describe(fig: object) -> str:
+    """A sentence from a figure's titles and axis labels: 'Loss by epoch: loss against epoch'."""
+    parts = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        parts.append(suptitle.get_text())
+    for ax in fig.get_axes():  # type: ignore[attr-defined]
+        bits = [ax.get_title()] if ax.get_title() else []
+        x, y = ax.get_xlabel(), ax.get_ylabel()
+        if x or y:
+            bits.append(f"{y or 'values'} against {x or 'index'}")
+        if bits:
+            parts.append(": ".join(bits))
+    return "; ".join(parts)[:300]
+
+
 def install_show(ctl_fd: int) -> None:
     """Make plt.show() send each open figure as a PNG frame instead of opening a window."""
     import matplotlib.pyplot as plt
@@ -70,7 +86,8 @@ def install_show(ctl_fd: int) -> None:
         for num in plt.get_fignums():
             fig = plt.figure(num)
             buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=fig.dpi)
+            # What the figure shows, for its alt text, in the PNG's Title chunk.
+            fig.savefig(buf, format="png", dpi=fig.dpi, metadata={"Title": describe(fig)})
             sys.stdout.flush()
             send_frame(ctl_fd, b"I", buf.getvalue())
             plt.close(fig)

@@ -62,6 +62,26 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+MAX_TITLE_CHARS = 300
+
+
+def png_title(data: bytes) -> str:
+    """The text of a PNG's `Title` tEXt chunk (the harness puts the figure's titles and axis
+    labels there), or "". The PNG comes from demo code: only a bounded walk over the
+    chunks before the image data, Latin-1 text, control characters dropped."""
+    pos, end = len(PNG_SIGNATURE), min(len(data), 1 << 20)
+    while pos + 8 <= end:
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"tEXt" and body.startswith(b"Title\x00"):
+            text = body[6:].decode("latin-1")
+            return "".join(c for c in text if c.isprintable())[:MAX_TITLE_CHARS].strip()
+        if kind in (b"IDAT", b"IEND") or len(body) < length:
+            return ""
+        pos += 12 + length
+    return ""
+
+
 def _children(pid: int) -> list[int]:
     kids: list[int] = []
     try:
@@ -303,7 +323,8 @@ class Worker:
                                                      "the rest were dropped")
                                 else:
                                     image = {"mime": "image/png",
-                                             "data_base64": base64.b64encode(payload).decode()}
+                                             "data_base64": base64.b64encode(payload).decode(),
+                                             "title": png_title(payload)}
                                     images.append(image)
                                     yield Event("image", image)
                         except ValueError as e:

@@ -641,6 +641,30 @@ def test_too_many_images_are_capped(bare: SandboxRunner) -> None:
     assert_contained(bare, result)
 
 
+def test_a_figure_is_described_by_its_titles_and_labels(bare: SandboxRunner) -> None:
+    result = run(bare, """
+        import matplotlib.pyplot as plt
+        plt.figure(figsize=(2, 2)); plt.plot([3, 2, 1])
+        plt.title("Loss by epoch"); plt.xlabel("epoch"); plt.ylabel("loss"); plt.show()
+        plt.figure(figsize=(1, 1)); plt.plot([0, 1]); plt.show()
+    """)
+    assert result.status == "ok", result
+    assert [i["title"] for i in result.images] == ["Loss by epoch: loss against epoch", ""]
+
+
+def test_a_forged_title_chunk_is_bounded_text(bare: SandboxRunner) -> None:
+    # a Title chunk with control characters and 5,000 characters, then a lying length
+    payloads = ('[(b"I", b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 5006) + b"tEXt"'
+                ' + b"Title\\x00" + b"<b>\\x1b[31m" * 1000 + b"\\0\\0\\0\\0"),'
+                ' (b"I", b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 999999) + b"tEXt")]')
+    result = run(bare, FIND_FD + textwrap.dedent(_frame_code(payloads)))
+    assert result.status == "ok" and len(result.images) == 2, result
+    first, second = (i["title"] for i in result.images)
+    assert len(first) <= 300 and "\x1b" not in first and first.startswith("<b>[31m")
+    assert second == ""
+    assert_contained(bare, result)
+
+
 def test_oversized_image_frame_kills_the_run(bare: SandboxRunner) -> None:
     result = run(bare, FIND_FD + textwrap.dedent(
         _frame_code('[(b"I", b"\\x89PNG\\r\\n\\x1a\\n" + b"\\0" * 600_000)]'))

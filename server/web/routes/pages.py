@@ -52,7 +52,9 @@ def _safe_images(run: dict[str, Any] | None) -> list[dict[str, str]]:
                 continue
         except (binascii.Error, ValueError):
             continue
-        out.append({"mime": mime, "data_base64": data})
+        title = image.get("title")
+        out.append({"mime": mime, "data_base64": data,
+                    "title": title[:300] if isinstance(title, str) else ""})
     return out
 
 

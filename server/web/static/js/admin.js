@@ -55,7 +55,7 @@
     demoOut.hidden = !demoOut.textContent.trim();
     (d.images || []).forEach(function (img, i) {
       if (img.mime !== "image/png") return;
-      var node = S.el("img", { src: "data:image/png;base64," + img.data_base64, alt: "Figure " + (i + 1) + " from the demo" });
+      var node = S.el("img", { src: "data:image/png;base64," + img.data_base64, alt: "Figure " + (i + 1) + (img.title ? ": " + img.title : " from the demo") });
       demoImages.appendChild(node);
     });
   }

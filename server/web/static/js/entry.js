@@ -34,7 +34,9 @@
     if (data.mime !== "image/png" || typeof data.data_base64 !== "string") return;
     var fig = document.createElement("figure");
     var img = document.createElement("img");
-    img.alt = "Figure " + (images.children.length + 1) + " drawn by the demo";
+    var n = images.children.length + 1;
+    // the figure's titles and axis labels, read from the PNG by the server
+    img.alt = "Figure " + n + (data.title ? ": " + data.title : " drawn by the demo");
     img.src = "data:image/png;base64," + data.data_base64;
     fig.appendChild(img);
     images.appendChild(fig);
