@@ -14,8 +14,15 @@ endif
 export ASKTA_SANDBOX_PYTHON ?= $(SANDBOX_VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where pip finds the pinned torch wheel; empty means pip's own configuration. The
+# Dockerfile sets https://download.pytorch.org/whl/cpu (or .../cu128 for a CUDA image).
+TORCH_INDEX_URL ?=
+TORCH_PIP := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+# The extras installed into $(VENV): the Dockerfile's server image takes `postgres`
+# instead of the test and lint tools.
+EXTRAS ?= dev
 
-.PHONY: help install system-deps browser-deps sandbox-env index run test lint check bench clean
+.PHONY: help install system-deps browser-deps container-deps container-check sandbox-env index run test lint check bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -30,17 +37,22 @@ browser-deps:  ## Debian chromium for the browser tests
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Please install chromium: sudo apt-get install chromium"; exit 1; fi; fi
 
+container-deps:  ## Debian docker-compose, which validates compose.yaml without a Docker engine
+	@if ! command -v docker-compose >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; \
+	  else echo "Please install docker-compose: sudo apt-get install docker-compose"; exit 1; fi; fi
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU wheel first: an unpinned torch would pull a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q $(TORCH_PIP) torch==2.13.0
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
 $(SANDBOX_VENV)/.installed: | system-deps
 	/usr/bin/python3 -m venv $(SANDBOX_VENV)
-	$(SANDBOX_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(SANDBOX_VENV)/bin/python -m pip install -q $(TORCH_PIP) torch==2.13.0
 	$(SANDBOX_VENV)/bin/python -m pip install -q numpy matplotlib
 	# matplotlib's font list, built once: every fresh sandbox would otherwise spend ~0.5 s on it
 	HOME=$(SANDBOX_VENV)/home MPLBACKEND=Agg $(SANDBOX_VENV)/bin/python -c 'import matplotlib.pyplot'
@@ -58,7 +70,7 @@ run: install  ## serve the bundled knowledge base on http://$(HOST):$(PORT)
 	$(ASKTA) index
 	$(ASKTA) serve --host $(HOST) --port $(PORT)
 
-test: install browser-deps  ## lint, check the import rules, check every entry and demo, run the whole test suite
+test: install browser-deps container-check  ## lint, check the import rules and the container files, check every entry and demo, run the whole test suite
 	$(VENV)/bin/ruff check indexer server tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
@@ -69,6 +81,10 @@ lint:  ## ruff, mypy and the import rules (.importlinter)
 	$(VENV)/bin/ruff check indexer server tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+container-check: install container-deps  ## hadolint the Dockerfile, validate compose.yaml (no Docker engine needed)
+	$(VENV)/bin/hadolint Dockerfile
+	POSTGRES_PASSWORD=container-check docker-compose -f compose.yaml config -q
 
 bench: install  ## print the benchmark figures
 	$(PY) benchmarks/retrieval.py

@@ -26,6 +26,16 @@ from server.web.sessions import Sessions
 
 log = logging.getLogger("askta")
 
+# Added to a sandbox failure that looks like a user-namespace (or /proc mount) refusal:
+# in a container the usual cause is the engine's default seccomp, AppArmor and masked
+# /proc, which docs/operations.md ("Container") and compose.yaml lift.
+CONTAINER_USERNS_HINT = (
+    " If the server runs in a container, start it with --security-opt seccomp=unconfined "
+    "--security-opt apparmor=unconfined --security-opt systempaths=unconfined (compose.yaml "
+    "sets them), on a host that allows unprivileged user namespaces; see docs/operations.md, "
+    "Container."
+)
+
 
 @dataclass
 class Services:
@@ -83,6 +93,8 @@ class Services:
             runner.start()
         except SandboxUnavailable as e:
             self.sandbox_error = f"Demo runs are disabled: {e}"
+            if "user namespace" in str(e):
+                self.sandbox_error += CONTAINER_USERNS_HINT
             log.error("%s", self.sandbox_error)
             return
         self.sandbox = runner

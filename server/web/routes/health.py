@@ -1,12 +1,41 @@
-"""Liveness and what the server has loaded."""
+"""Liveness (`/healthz`) and readiness (`/readyz`): what the server has loaded, and
+whether it can answer questions now."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+import threading
+from typing import Any
 
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from indexer.search import Searcher, index_identity
+from server.services import Services
+from server.store import Store
 from server.web.deps import ServicesDep
 
 router = APIRouter(tags=["health"])
+
+# How long /readyz waits for `SELECT 1`: a probe must answer even when the database
+# host does not (an unreachable server can keep a connect waiting for minutes).
+DATABASE_TIMEOUT_S = 2.0
+# The checks that decide 200 or 503. The sandbox is reported but not required: without
+# it the server still answers questions, and only refuses demo runs (with the reason).
+REQUIRED = ("model", "index", "database")
+
+# An absolute path: a slash that starts a word ("/opt/x", "'/root/y'"), not one inside
+# one ("seccomp/AppArmor", "30/minute").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`(),;:]*[^\s'\"`(),;:.]")
+
+
+def public_reason(reason: str | None) -> str | None:
+    """A reason fit for an unauthenticated client: absolute paths replaced by `<path>`
+    (the full text, paths included, is in the server's log)."""
+    if reason is None:
+        return None
+    return _ABSOLUTE_PATH.sub("<path>", reason)
 
 
 @router.get("/healthz")
@@ -24,7 +53,103 @@ def healthz(services: ServicesDep) -> dict:
         },
         "sandbox": {
             "available": services.sandbox is not None,
-            "reason": services.sandbox_error,
+            "reason": public_reason(services.sandbox_error),
             "cuda": bool(services.sandbox and services.sandbox.cuda_available),
         },
     }
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "Ready: the model, the index and the database all work."},
+        503: {"description": "Not ready: the same body, with the failing checks' reasons."},
+    },
+)
+def readyz(services: ServicesDep) -> JSONResponse:
+    """Whether this server can answer questions now, check by check.
+
+    `{"status": "ready" | "not ready", "checks": {"model", "index", "database",
+    "sandbox"}}`, each check `{"ok", "required", ...}` with a `reason` when not ok.
+    200 when every required check is ok (model, index, database); 503 otherwise. The
+    sandbox is reported, not required: without it questions are still answered and
+    only demo runs are refused. Unlike the API's errors, a 503 here keeps this body,
+    so a probe's log says which check failed.
+    """
+    checks: dict[str, dict[str, Any]] = {
+        "model": _model(services.searcher),
+        "index": _index(services),
+        "database": _database(services.store),
+        "sandbox": _sandbox(services),
+    }
+    for name, check in checks.items():
+        check["required"] = name in REQUIRED
+    ready = all(checks[name]["ok"] for name in REQUIRED)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+def _model(searcher: Searcher) -> dict[str, Any]:
+    """The embedder is loaded and is the one the index was built with."""
+    embedder, index = searcher.embedder, searcher.index
+    name, dimension = embedder.name, embedder.dimension
+    check: dict[str, Any] = {"ok": False, "name": name, "dimension": dimension}
+    if not name or not dimension:
+        check["reason"] = "no embedding model is loaded"
+    elif dimension != index.dimension or index_identity(embedder) != index.model:
+        check["reason"] = (f"the model ({name}, {dimension}d) is not the one the index was "
+                           f"built with ({index.model}, {index.dimension}d)")
+    else:
+        check["ok"] = True
+    return check
+
+
+def _index(services: Services) -> dict[str, Any]:
+    """The index holds vectors to search."""
+    vectors = len(services.searcher.index)
+    check: dict[str, Any] = {"ok": vectors > 0, "vectors": vectors,
+                             "entries": len(services.kb.published())}
+    if not vectors:
+        check["reason"] = "the index is empty: no published or unanswered entry in the KB"
+    return check
+
+
+def _database(store: Store) -> dict[str, Any]:
+    """`SELECT 1` through the store's engine, waiting at most DATABASE_TIMEOUT_S."""
+    outcome: list[BaseException | None] = []
+    done = threading.Event()
+
+    def ping() -> None:
+        try:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            outcome.append(None)
+        except Exception as e:  # any failure is the answer, not an error of this route
+            outcome.append(e)
+        finally:
+            done.set()
+
+    # A daemon thread, so a connect that hangs is left behind instead of holding the
+    # request (it ends with the driver's own timeout).
+    threading.Thread(target=ping, name="askta-readyz-db", daemon=True).start()
+    backend = store.engine.dialect.name
+    if not done.wait(DATABASE_TIMEOUT_S):
+        return {"ok": False, "backend": backend,
+                "reason": f"the database did not answer within {DATABASE_TIMEOUT_S:g} s"}
+    error = outcome[0]
+    if error is None:
+        return {"ok": True, "backend": backend}
+    # SQLAlchemy wraps the driver's error; its first line is the useful part.
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    message = f"{type(error).__name__}: {detail[0] if detail else ''}".rstrip(": ")
+    return {"ok": False, "backend": backend, "reason": public_reason(message)}
+
+
+def _sandbox(services: Services) -> dict[str, Any]:
+    """Whether demos can run; if not, why (paths removed)."""
+    if services.sandbox is not None:
+        return {"ok": True}
+    return {"ok": False,
+            "reason": public_reason(services.sandbox_error) or "the sandbox is not running"}
