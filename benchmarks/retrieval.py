@@ -77,11 +77,13 @@ def rss_mb() -> float:
 
 def synthetic(searcher: Searcher, start: int, stop: int, rng: np.random.Generator) -> None:
     """Add synthetic entries start..stop-1 with random unit vectors (search cost is the same)."""
-    kb = searcher.kb
     dim = searcher.embedder.dimension
+    searcher.kb.remember(
+        Entry(id=f"synthetic-{i}", question=f"Synthetic question {i}?", answer="x")
+        for i in range(start, stop)
+    )
     for i in range(start, stop):
         entry_id = f"synthetic-{i}"
-        kb.entries[entry_id] = Entry(id=entry_id, question=f"Synthetic question {i}?", answer="x")
         vectors = rng.standard_normal((TEXTS_PER_ENTRY, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         rows = [Row(entry_id, "question", "")] * TEXTS_PER_ENTRY
@@ -138,14 +140,16 @@ def main() -> None:
     # Build time with the real model: 1k synthetic entries of 6 short texts each.
     build_kb = KnowledgeBase(REPO / "kb", REPO)
     words = "gradient layer tensor loss batch weight bias relu model data train epoch".split()
+    synthetic_entries = []
     for i in range(1000):
         alts = [" ".join(rng.choice(words, 6)) + f" {i} {j}?" for j in range(4)]
-        build_kb.entries[f"e-{i}"] = Entry(
+        synthetic_entries.append(Entry(
             id=f"e-{i}",
             question=alts[0] + " q",
             answer=" ".join(rng.choice(words, 40)),
             alternate_questions=alts,
-        )
+        ))
+    build_kb.remember(synthetic_entries)
     t = time.perf_counter()
     Searcher.open(build_kb, embedder, None)
     build_1k = time.perf_counter() - t

@@ -208,7 +208,7 @@ def leave_one_out(searcher: Searcher) -> Report:
     from indexer.index import VectorIndex
     from indexer.kb import KnowledgeBase
 
-    kb = KnowledgeBase(searcher.kb.kb_dir, searcher.kb.project_dir, dict(searcher.kb.entries))
+    kb = KnowledgeBase(searcher.kb.kb_dir, searcher.kb.project_dir, searcher.kb.entries)
     embedder = searcher.embedder
     copy = Searcher(
         kb, embedder, VectorIndex(embedder.dimension, index_identity(embedder)), searcher.thresholds
@@ -224,9 +224,9 @@ def leave_one_out(searcher: Searcher) -> Report:
                     ]
                 }
             )
-            kb.entries[entry.id] = held_out
+            kb.remember([held_out])
             copy.upsert(held_out)
             outcomes.append(outcome(Labeled(phrasing, entry.id), copy.search(phrasing, k=10)))
-            kb.entries[entry.id] = entry
+            kb.remember([entry])
             copy.upsert(entry)
     return score(outcomes)

@@ -64,18 +64,29 @@ class VectorIndex:
         self.entry_ids: dict[str, list[int]] = {}
         self.entry_hashes: dict[str, str] = {}
         self._next_id = 0
-        self._content_hash: str | None = None
+        # kb_hash is cached per change count; health checks read it beside writers.
+        self._changes = 0
+        self._content_hash: tuple[int, str] | None = None
         self._snapshot_bytes = 0
 
     @property
     def kb_hash(self) -> str:
-        """Hash of the indexed content: every entry id with its entry hash."""
-        if self._content_hash is None:
-            h = hashlib.sha256()
-            for entry_id in sorted(self.entry_hashes):
-                h.update(f"{entry_id}\x1f{self.entry_hashes[entry_id]}\x1e".encode())
-            self._content_hash = h.hexdigest()
-        return self._content_hash
+        """Hash of the indexed content: every entry id with its entry hash.
+
+        Readers (GET /healthz) call this without the searcher's lock, so it works on one
+        copy of the hashes, and caches the result under the change count it started from:
+        a change made meanwhile makes the cache stale rather than wrong.
+        """
+        changes, cached = self._changes, self._content_hash
+        if cached is not None and cached[0] == changes:
+            return cached[1]
+        hashes = dict(self.entry_hashes)  # one step under the GIL: never half-iterated
+        h = hashlib.sha256()
+        for entry_id in sorted(hashes):
+            h.update(f"{entry_id}\x1f{hashes[entry_id]}\x1e".encode())
+        digest = h.hexdigest()
+        self._content_hash = (changes, digest)
+        return digest
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -111,7 +122,6 @@ class VectorIndex:
         self, entry_id: str, rows: list[Row], vectors: np.ndarray, entry_hash: str = ""
     ) -> None:
         """Add (or replace) the vectors of one entry."""
-        self._content_hash = None
         if entry_id in self.entry_ids:
             self.remove(entry_id)
         if len(rows) != len(vectors):
@@ -119,6 +129,7 @@ class VectorIndex:
         if len(rows) == 0:
             self.entry_hashes[entry_id] = entry_hash
             self.entry_ids[entry_id] = []
+            self._changes += 1
             return
         ids = np.arange(self._next_id, self._next_id + len(rows), dtype=np.int64)
         self._next_id += len(rows)
@@ -127,12 +138,13 @@ class VectorIndex:
             self.rows[i] = row
         self.entry_ids[entry_id] = ids.tolist()
         self.entry_hashes[entry_id] = entry_hash
+        self._changes += 1
 
     def remove(self, entry_id: str) -> None:
         """Drop every vector of one entry."""
-        self._content_hash = None
         ids = self.entry_ids.pop(entry_id, [])
         self.entry_hashes.pop(entry_id, None)
+        self._changes += 1
         if ids:
             self._index.remove_ids(np.asarray(ids, dtype=np.int64))
             for i in ids:

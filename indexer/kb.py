@@ -3,6 +3,11 @@
 Every problem names the file, the line and the field, and says what to do.
 Writes go to a temporary file in the same folder, then rename over the old one,
 under a lock on the folder, so that a crash or two writers at once lose nothing.
+
+In memory the entries are copy-on-write: `KnowledgeBase.entries` is an immutable
+mapping that each write replaces whole, with one assignment under the writer lock.
+A reader that takes `kb.entries` once sees one consistent knowledge base, however
+long it iterates, while instructors save and TAs draft.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
@@ -182,13 +188,29 @@ def parse_entry(text: str, path: str, expected_id: str | None = None) -> tuple[E
     return entry, doc
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class KnowledgeBase:
-    """All entries of a kb/ folder, validated together."""
+    """All entries of a kb/ folder, validated together.
+
+    `entries` is read-only and never changes in place: every write builds a new mapping
+    and swaps it in (`_swap`), so take `entries = kb.entries` once per operation and
+    that snapshot stays whole. Change entries through the methods below only.
+    """
 
     kb_dir: Path
     project_dir: Path
-    entries: dict[str, Entry] = field(default_factory=dict)
+    entries: Mapping[str, Entry] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        self._swap(dict(self.entries))  # a private copy, whatever the caller passed
+
+    def _swap(self, entries: dict[str, Entry]) -> None:
+        """Publish a new set of entries: one attribute assignment, atomic for readers.
+
+        Callers hold the writer lock (or own a KB nobody else sees yet), and hand over a
+        fresh dict that nobody keeps a reference to.
+        """
+        object.__setattr__(self, "entries", MappingProxyType(entries))
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
@@ -206,6 +228,7 @@ class KnowledgeBase:
         kb = cls(kb_dir, Path(project_dir) if project_dir else kb_dir.resolve().parent)
         problems: list[Problem] = []
         seen_questions: dict[str, str] = {}
+        found: dict[str, Entry] = {}
         for path in sorted(kb_dir.glob("*.y*ml")):
             if path.suffix not in (".yaml", ".yml"):
                 continue
@@ -218,7 +241,7 @@ class KnowledgeBase:
             except UnicodeDecodeError:
                 problems.append(Problem(rel, None, None, "is not UTF-8 text: save it as UTF-8"))
                 continue
-            if entry.id in kb.entries:
+            if entry.id in found:
                 problems.append(
                     Problem(
                         rel,
@@ -244,9 +267,10 @@ class KnowledgeBase:
                         )
                     )
                 seen_questions.setdefault(key, entry.id)
-            kb.entries[entry.id] = entry
+            found[entry.id] = entry
         if problems:
             raise KnowledgeBaseError(problems)
+        kb._swap(found)  # nobody else holds this KB yet
         return kb
 
     def _check_demo(self, entry: Entry, rel: str, doc: Any) -> list[Problem]:
@@ -331,7 +355,7 @@ class KnowledgeBase:
             doc = _yaml().load(path.read_text(encoding="utf-8"))
             current = parse_entry(_dump(doc), self.display(path), entry_id)[0]
             if normalize_question(question) in {normalize_question(q) for q in current.phrasings}:
-                self.entries[entry_id] = current
+                self._swap({**self.entries, entry_id: current})
                 return current
             for other in self.entries.values():
                 if other.id != entry_id and normalize_question(question) in {
@@ -355,7 +379,7 @@ class KnowledgeBase:
             text = _dump(doc)
             entry = parse_entry(text, self.display(path), entry_id)[0]
             self._write_atomic(path, text)
-            self.entries[entry_id] = entry
+            self._swap({**self.entries, entry_id: entry})
             return entry
 
     def save_entry(self, entry: Entry, *, create: bool = False) -> Entry:
@@ -411,18 +435,58 @@ class KnowledgeBase:
             text = _dump(doc)
             saved = parse_entry(text, rel, entry.id)[0]
             self._write_atomic(path, text)
-            self.entries[entry.id] = saved
+            self._swap({**self.entries, entry.id: saved})
             return saved
 
     def reload_entry(self, entry_id: str) -> Entry | None:
         """Re-read one file after an outside change; None when it was deleted."""
-        path = self.path_of(entry_id)
-        if not path.exists():
-            self.entries.pop(entry_id, None)
-            return None
-        entry = parse_entry(path.read_text(encoding="utf-8"), self.display(path), entry_id)[0]
-        self.entries[entry_id] = entry
-        return entry
+        with self._locked():
+            path = self.path_of(entry_id)
+            if not path.exists():
+                self._swap(_without(self.entries, entry_id))
+                return None
+            text = path.read_text(encoding="utf-8")
+            entry = parse_entry(text, self.display(path), entry_id)[0]
+            self._swap({**self.entries, entry_id: entry})
+            return entry
+
+    def delete_entry(self, entry_id: str) -> Entry | None:
+        """Delete kb/<id>.yaml and forget the entry; return what was in memory.
+
+        The file goes with one unlink (atomic: readers of the folder see it or not), and
+        the entry leaves memory in the same locked step. EntryNotFound if neither exists.
+        """
+        with self._locked():
+            path = self.path_of(entry_id)
+            if not path.exists() and entry_id not in self.entries:
+                raise EntryNotFound(entry_id)
+            path.unlink(missing_ok=True)
+            _fsync_dir(self.kb_dir)
+            old = self.entries.get(entry_id)
+            self._swap(_without(self.entries, entry_id))
+            return old
+
+    def remember(self, entries: Iterable[Entry]) -> None:
+        """Add or replace entries in memory only, writing no file.
+
+        For knowledge bases that live in memory: evaluation's held-out copies and the
+        benchmarks' synthetic entries. One swap for the whole batch.
+        """
+        with _thread_lock:
+            self._swap({**self.entries, **{e.id: e for e in entries}})
+
+
+def _without(entries: Mapping[str, Entry], entry_id: str) -> dict[str, Entry]:
+    return {k: v for k, v in entries.items() if k != entry_id}
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in this folder durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _dump(doc: Any) -> str:

@@ -138,7 +138,11 @@ def _indexed(entry: Entry) -> bool:
 
 
 class Searcher:
-    """Answers questions from a knowledge base; keeps its index in step with the KB."""
+    """Answers questions from a knowledge base; keeps its index in step with the KB.
+
+    The KB swaps in a new immutable `entries` mapping on every write; each operation
+    here reads `self.kb.entries` once and works on that snapshot.
+    """
 
     def __init__(
         self,
@@ -191,7 +195,8 @@ class Searcher:
     def sync(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Update the index to match the KB; count the entries added, changed and removed."""
         with self._write_lock, self._lock:
-            wanted = {e.id: e for e in self.kb.entries.values() if _indexed(e)}
+            entries = self.kb.entries  # one snapshot for the whole sync
+            wanted = {e.id: e for e in entries.values() if _indexed(e)}
             stale = [i for i in self.index.entry_ids if i not in wanted]
             todo = [
                 e for e in wanted.values() if self.index.entry_hashes.get(e.id) != entry_hash(e)
@@ -257,26 +262,34 @@ class Searcher:
                 progress(done, len(entries))
 
     def upsert(self, entry: Entry) -> None:
-        """Re-embed one entry after it was written (or drop it if it may not be indexed)."""
+        """Re-embed one entry after it was written (or drop it if it may not be indexed).
+
+        What is indexed is the KB's version of the entry when the upsert runs, not
+        necessarily `entry`: two saves of one entry can reach here in the other order, and
+        an entry deleted meanwhile is dropped, so the index ends in step with the KB.
+        """
         with self._write_lock:
-            if _indexed(entry):
-                self._embed_entries([entry])
-                self.lexical.set(entry)
-            else:
-                with self._lock:
-                    self.index.remove(entry.id)
-                self.lexical.remove(entry.id)
+            current = self.kb.entries.get(entry.id)
+            if current is None or not _indexed(current):  # deleted meanwhile, or not served
+                self._drop(entry.id)
+                return
+            self._embed_entries([current])
+            self.lexical.set(current)
             self.lexical.refresh()
-            self._persist(entry.id)
+            self._persist(current.id)
 
     def remove(self, entry_id: str) -> None:
         """Drop one entry from the index."""
         with self._write_lock:
-            with self._lock:
-                self.index.remove(entry_id)
-            self.lexical.remove(entry_id)
-            self.lexical.refresh()
-            self._persist(entry_id)
+            self._drop(entry_id)
+
+    def _drop(self, entry_id: str) -> None:
+        """Remove one entry's vectors and words, and save that; called with _write_lock held."""
+        with self._lock:
+            self.index.remove(entry_id)
+        self.lexical.remove(entry_id)
+        self.lexical.refresh()
+        self._persist(entry_id)
 
     # --- searching -------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -296,6 +309,7 @@ class Searcher:
     def search_vector(self, text: str, vector: np.ndarray, k: int = 5) -> SearchResult:
         """The decision for an already-encoded question."""
         t = self.thresholds
+        entries = self.kb.entries  # one snapshot: an entry deleted meanwhile is skipped below
         with self._lock:
             best = self.index.best_per_entry(vector, k=64)
         lexical = self.lexical.scores(text) if t.lexical_weight else {}
@@ -307,7 +321,6 @@ class Searcher:
             score += t.lexical_weight * bm25 / (bm25 + t.lexical_saturation)
             scored.append((score, entry_id))
         scored.sort(reverse=True)
-        entries = self.kb.entries
         ranked = [(s, entries[i]) for s, i in scored if i in entries]
         answerable = [(s, e) for s, e in ranked if e.answerable]
         hits = [Hit(e.id, e.question, s) for s, e in answerable[:k] if s >= t.suggest]

@@ -139,7 +139,7 @@ def test_draft_entries_are_not_indexed(tmp_path: Path) -> None:
     draft = Entry(
         id="entry-0", question="Question number 0 about topic0?", answer="x", status="draft"
     )
-    kb.entries["entry-0"] = draft
+    kb.remember([draft])
     searcher.upsert(draft)
     assert "entry-0" not in searcher.index.entry_ids
 
@@ -233,8 +233,7 @@ def test_single_entry_changes_go_to_the_journal(tmp_path: Path) -> None:
     snapshot = (tmp_path / "ix" / "index.faiss").stat()
     before = searcher.index.kb_hash
     searcher.upsert(kb.add_alternate("entry-0", "zebra crossing quokka"))
-    kb.path_of("entry-3").unlink()
-    kb.entries.pop("entry-3")
+    kb.delete_entry("entry-3")
     searcher.remove("entry-3")
     after = (tmp_path / "ix" / "index.faiss").stat()
     assert (after.st_ino, after.st_mtime_ns) == (snapshot.st_ino, snapshot.st_mtime_ns)
