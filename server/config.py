@@ -12,6 +12,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.sandbox.models import Limits, SandboxConfig
 
+
+class SecretKeyError(RuntimeError):
+    """The session key (ASKTA_SECRET_KEY or data_dir/secret_key) is too short or unreadable:
+    the server must not start. Raised by server.web.sessions.secret_key."""
+
+
 RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 
 
@@ -57,7 +63,33 @@ class Settings(BaseSettings):
     )
     chat_rate_limit: str = "30/minute"
     demo_rate_limit: str = "6/minute"
-    trust_proxy_headers: bool = False
+    feedback_rate_limit: str = Field(
+        "30/minute", description="Helpful / not helpful verdicts per client ('off' disables)."
+    )
+    trust_proxy_headers: bool = Field(
+        False, description="Take the client's address from X-Forwarded-For: the rightmost "
+        "hop that is not a trusted proxy, when the request comes from a trusted proxy."
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1", description="With trust_proxy_headers: the proxies' addresses or "
+        "networks, comma-separated (e.g. '127.0.0.1,10.0.0.0/8'); also uvicorn's "
+        "forwarded_allow_ips."
+    )
+    login_rate_limit: str = Field(
+        "5/minute;10/10 minutes;20/hour;50/day",
+        description="Login attempts per account, checked before the password is hashed: "
+        "a ladder of moving windows in the `limits` notation ('off' disables).",
+    )
+    login_ip_rate_limit: str = Field(
+        "20/minute;100/hour;300/day",
+        description="Login attempts per client address, whatever the account ('off' disables).",
+    )
+    login_hash_concurrency: int = Field(
+        2, ge=1, description="Password hashes (argon2) computed at once; other logins wait."
+    )
+    login_hash_wait_s: float = Field(
+        5.0, ge=0.0, description="How long a login waits for a hashing slot before a 503."
+    )
 
     # --- sandbox -------------------------------------------------------------------------
     sandbox_enabled: bool = True
@@ -110,12 +142,34 @@ class Settings(BaseSettings):
         False, description="Send the login cookie over HTTPS only (set behind a TLS proxy)."
     )
 
-    @field_validator("chat_rate_limit", "demo_rate_limit")
+    @field_validator("chat_rate_limit", "demo_rate_limit", "feedback_rate_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
         if v.strip().lower() == "off" or RATE_RE.match(v):
             return v.strip().lower()
         raise ValueError(f"{v!r} is not a rate: write it like '30/minute' (or 'off' to disable)")
+
+    @field_validator("login_rate_limit", "login_ip_rate_limit")
+    @classmethod
+    def _limits(cls, v: str) -> str:
+        from limits import parse_many
+
+        v = v.strip().lower()
+        try:
+            if v != "off":
+                parse_many(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a list of rates: write it like '5/minute;20/hour' "
+                             "(or 'off' to disable)") from None
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        hosts = [h.strip() for h in v.split(",") if h.strip()]
+        if not hosts:
+            raise ValueError("name at least one proxy address, like '127.0.0.1'")
+        return ",".join(hosts)
 
     @model_validator(mode="after")
     def _paths(self) -> Settings:

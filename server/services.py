@@ -23,6 +23,7 @@ from server.store import Store
 from server.web.blocking import InlineWhenAlone
 from server.web.ratelimit import RateLimits
 from server.web.sessions import Sessions
+from server.web.throttle import LoginThrottle
 
 log = logging.getLogger("askta")
 
@@ -54,6 +55,7 @@ class Services:
     accounts: Accounts = field(init=False)
     sessions: Sessions = field(init=False)
     rate_limits: RateLimits = field(init=False)
+    login_throttle: LoginThrottle = field(init=False)
     # Runs chat questions: on the event loop when alone, together in threads in a burst.
     answering: InlineWhenAlone = field(default_factory=InlineWhenAlone)
 
@@ -66,6 +68,7 @@ class Services:
         self.accounts = Accounts(self.store)
         self.sessions = Sessions(s)
         self.rate_limits = RateLimits.from_settings(s)
+        self.login_throttle = LoginThrottle.from_settings(s)
 
     @classmethod
     def start(cls, settings: Settings, embedder: Embedder | None = None) -> Services:

@@ -12,7 +12,7 @@ import click
 from indexer.embedders import EmbedderError
 from indexer.kb import EntryNotFound, KnowledgeBaseError
 from server.cli.exit_codes import ExitCode
-from server.config import Settings
+from server.config import SecretKeyError, Settings
 from server.sandbox.errors import SandboxError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,7 +33,7 @@ def handle_errors(func: F) -> F:
         except EntryNotFound as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(ExitCode.INVALID_KB)
-        except (EmbedderError, SandboxError) as e:
+        except (EmbedderError, SandboxError, SecretKeyError) as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(ExitCode.UNAVAILABLE)
 

@@ -22,7 +22,8 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.FAILED: "a check, an evaluation or a demo failed",
     ExitCode.USAGE: "usage error (a bad flag, or a device this machine lacks)",
     ExitCode.INVALID_KB: "invalid knowledge base",
-    ExitCode.UNAVAILABLE: "the model or the sandbox cannot run here",
+    ExitCode.UNAVAILABLE: "the model or the sandbox cannot run here, "
+    "or the session key is unusable",
     ExitCode.TIMEOUT: "`askta sandbox run`: the demo ran past its time limit",
     ExitCode.KILLED: "`askta sandbox run`: the sandbox killed the demo (memory, output)",
 }

@@ -187,7 +187,8 @@ def evaluate_cmd(
 @click.pass_context
 @handle_errors
 def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
-    """Validate every entry in kb/ (and with --demos, run every demo).
+    """Validate every entry in kb/ (and with --demos, run every demo), and the session key
+    if one is set or kept in the data dir.
 
     Errors name the file, the line and the field.
     """
@@ -195,6 +196,7 @@ def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
 
     settings = settings_of(ctx)
     kb = KnowledgeBase.load(settings.kb_dir)
+    check_secret_key(settings)
     failures: list[dict[str, Any]] = []
     ran = 0
     if demos:
@@ -237,3 +239,12 @@ def schema() -> None:
     from indexer.schema import json_schema
 
     click.echo(json_schema())
+
+
+def check_secret_key(settings: Settings) -> None:
+    """A session key that `askta serve` would refuse (too short, unreadable) raises
+    SecretKeyError now; none yet is fine, serve makes one."""
+    from server.web.sessions import KEY_FILE, secret_key
+
+    if settings.secret_key is not None or (settings.data_dir / KEY_FILE).exists():
+        secret_key(settings)

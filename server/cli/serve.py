@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from server.cli.common import handle_errors, settings_from
@@ -25,9 +27,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
     import uvicorn
 
     from indexer.kb import KnowledgeBase
+    from server.datadir import make_private
+    from server.web.sessions import secret_key
 
     settings = settings_from(ctx, host=host, port=port)
     KnowledgeBase.load(settings.kb_dir)  # a broken entry: file, line and field, not a traceback
+    # The data dir 0700 and every file the server creates 0600 (the process keeps the umask);
+    # a missing session key is made now, and a bad one is a message here, not a traceback
+    # from the server's start-up.
+    make_private(settings.data_dir)
+    secret_key(settings)
     # The factory reads its settings from the environment in the server process.
     for name, value in (
         ("ASKTA_KB_DIR", settings.kb_dir),
@@ -38,6 +47,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
     click.echo(
         f"askta: serving {settings.kb_dir} on http://{settings.host}:{settings.port}", err=True
     )
+    # uvicorn rewrites the client address from X-Forwarded-For by default (for peers in
+    # 127.0.0.1): only when the proxies are trusted, and then only from those proxies.
+    proxy: dict[str, Any] = {"proxy_headers": settings.trust_proxy_headers}
+    if settings.trust_proxy_headers:
+        proxy["forwarded_allow_ips"] = settings.trusted_proxies
     uvicorn.run(
         "server.web.app:create_app",
         factory=True,
@@ -45,4 +59,5 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
         port=settings.port,
         reload=reload,
         log_level="info",
+        **proxy,
     )

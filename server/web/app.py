@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from server.config import Settings
+from server.datadir import private_files
 from server.services import Services
 from server.web.error_handlers import install_error_handlers
 from server.web.middleware import BodySizeLimit
@@ -26,18 +27,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = services if services is not None else Services.start(settings)
-        if services is None:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        # The session key, the database and the index are the server's alone: the data
+        # dir 0700 and every file created while the server runs 0600.
+        with private_files(settings.data_dir):
+            svc = Services.start(settings)
             # The model, index and libraries leave ~500k objects that live as long as the
             # server: a full garbage collection that scans them stops every request for
             # about 0.3 s (benchmarks/gc_pause.py). Frozen, they are left out of every
             # later collection.
             gc.freeze()
-        app.state.services = svc
-        try:
-            yield
-        finally:
-            if services is None:
+            app.state.services = svc
+            try:
+                yield
+            finally:
                 svc.close()
 
     app = FastAPI(

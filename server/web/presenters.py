@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from indexer.kb import KnowledgeBaseError
+from indexer.kb import EntryNotFound, KnowledgeBaseError
 from indexer.schema import Entry
 from server.services import Services
 from server.web.errors import NotFound, error_body
@@ -56,9 +56,13 @@ def entry_to_json(services: Services, entry: Entry, *, include_last_run: bool = 
 
 
 def published_entry(services: Services, entry_id: str) -> Entry:
-    """The entry with this id if it may be shown to students, else NotFound."""
-    entry = services.kb.get(entry_id)
-    if not entry.answerable:
+    """The entry with this id if it may be shown to students, else NotFound: the same
+    error for a draft as for an unknown id, so students cannot probe for drafts."""
+    try:
+        entry = services.kb.get(entry_id)
+    except EntryNotFound:
+        entry = None
+    if entry is None or not entry.answerable:
         raise NotFound(f"No published entry with id {entry_id!r}.")
     return entry
 

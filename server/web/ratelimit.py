@@ -1,9 +1,10 @@
-"""Per-client rate limits on chat questions and demo runs.
+"""Per-client rate limits on chat questions, demo runs and feedback.
 
 A sliding-window log: a client may make N requests in any window of the
-configured length (`ASKTA_CHAT_RATE_LIMIT`, `ASKTA_DEMO_RATE_LIMIT`, like
-"30/minute"; "off" disables). The limiters are built once per app, in
-Services.start, so every app (and every test) has its own.
+configured length (`ASKTA_CHAT_RATE_LIMIT`, `ASKTA_DEMO_RATE_LIMIT`,
+`ASKTA_FEEDBACK_RATE_LIMIT`, like "30/minute"; "off" disables). The limiters
+are built once per app, in Services.start, so every app (and every test) has
+its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from server.config import Settings, parse_rate
 from server.web.clients import client_id
 from server.web.errors import RateLimited
 
-Kind = Literal["chat", "demo"]
+Kind = Literal["chat", "demo", "feedback"]
 
 
 class SlidingWindowLimiter:
@@ -61,18 +62,27 @@ class RateLimits:
 
     chat: SlidingWindowLimiter | None
     demo: SlidingWindowLimiter | None
+    feedback: SlidingWindowLimiter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
-        chat, demo = parse_rate(settings.chat_rate_limit), parse_rate(settings.demo_rate_limit)
-        return cls(chat=SlidingWindowLimiter(*chat) if chat else None,
-                   demo=SlidingWindowLimiter(*demo) if demo else None)
+        def limiter(rate: str) -> SlidingWindowLimiter | None:
+            parsed = parse_rate(rate)
+            return SlidingWindowLimiter(*parsed) if parsed else None
+
+        return cls(chat=limiter(settings.chat_rate_limit),
+                   demo=limiter(settings.demo_rate_limit),
+                   feedback=limiter(settings.feedback_rate_limit))
+
+    def of(self, kind: Kind) -> SlidingWindowLimiter | None:
+        """The limiter for this kind of request."""
+        return {"chat": self.chat, "demo": self.demo, "feedback": self.feedback}[kind]
 
 
 def check_rate(request: Request, kind: Kind) -> None:
     """Count this request against the client's limit for `kind`; raise RateLimited when over."""
     limits: RateLimits = request.app.state.services.rate_limits
-    limiter = limits.chat if kind == "chat" else limits.demo
+    limiter = limits.of(kind)
     if limiter is None:
         return
     retry_after = limiter.hit(f"{kind}:{client_id(request)}")

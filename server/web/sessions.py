@@ -11,6 +11,7 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from server.accounts import StaffUser
+from server.config import SecretKeyError as SecretKeyError  # raised here, defined with settings
 from server.config import Settings
 
 SESSION_COOKIE = "askta_session"
@@ -19,10 +20,6 @@ LOGIN_CSRF_COOKIE = "askta_login_csrf"
 
 MIN_KEY_CHARS = 32
 KEY_FILE = "secret_key"
-
-
-class SecretKeyError(RuntimeError):
-    """The session key is missing, too short or unreadable: the server must not start."""
 
 
 def secret_key(settings: Settings) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from server.web.deps import ClientDep, ServicesDep
 from server.web.messages import check_message
+from server.web.presenters import published_entry
+from server.web.ratelimit import check_rate
 
 router = APIRouter(tags=["feedback"])
 
@@ -25,11 +27,16 @@ class FeedbackRequest(BaseModel):
 
 
 @router.post("/api/feedback")
-async def post_feedback(body: FeedbackRequest, services: ServicesDep,
+async def post_feedback(body: FeedbackRequest, request: Request, services: ServicesDep,
                         client: ClientDep) -> dict[str, Any]:
-    """Record whether an answer helped; a "not helpful" question joins the review queue."""
+    """Record whether an answer helped; a "not helpful" question joins the review queue.
+
+    Only a published entry can be rated: any other id is 404, so the answers do not tell
+    drafts from ids that do not exist.
+    """
     check_message(body.message, services.settings.max_message_chars)
-    services.kb.get(body.entry_id)
+    check_rate(request, "feedback")
+    published_entry(services, body.entry_id)
     review_id = await run_in_threadpool(services.store.record_feedback, body.message,
                                         body.entry_id, body.helpful, client)
     return {"recorded": True, "review_id": review_id}

@@ -1,14 +1,23 @@
-"""Staff log in and out: the login form, sessions started and ended."""
+"""Staff log in and out: the login form, sessions started and ended.
+
+Login attempts are throttled per account and per address before the password is
+hashed, and hashing runs in a few threads at most (server/web/throttle.py).
+"""
 
 from __future__ import annotations
+
+import hmac
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from server.web.auth import accounts, sessions
+from server.web.auth import CSRF_HEADER, accounts, sessions
+from server.web.clients import client_id
 from server.web.deps import ServicesDep
+from server.web.errors import Forbidden
 from server.web.staff_pages import login_page, safe_next
+from server.web.throttle import HashingBusy
 
 router = APIRouter(tags=["login"])
 
@@ -23,14 +32,25 @@ async def login_form(request: Request, next: str = "/review") -> Response:
 async def login(request: Request, services: ServicesDep, name: str = Form(""),
                 password: str = Form(""), csrf_token: str = Form(""),
                 next: str = Form("/review")) -> Response:
-    """Check the password and start a session; back to the form with a message if wrong."""
+    """Check the password and start a session; back to the form with a message if wrong,
+    throttled (429) or too busy to check it (503)."""
     if not sessions(request).check_login_csrf(request, csrf_token):
         return login_page(request, next_url=next, status=403, name=name,
                           error="The form expired: please try again.")
-    user = await run_in_threadpool(accounts(request).login, name, password)
+    throttle = services.login_throttle
+    wait = throttle.attempt(name, client_id(request))
+    if wait is not None:
+        return _refused(request, next, name, 429, int(wait),
+                        f"Too many login attempts: try again in {_duration(wait)}.")
+    try:
+        user = await throttle.hashing(accounts(request).login, name, password)
+    except HashingBusy:
+        return _refused(request, next, name, 503, 1,
+                        "The server is busy checking other logins: try again in a moment.")
     if user is None:
         return login_page(request, next_url=next, status=401, name=name,
                           error="Wrong name or password.")
+    throttle.succeeded(name)
     response = RedirectResponse(safe_next(next), status_code=303)
     sessions(request).start(response, user)
     await run_in_threadpool(services.store.audit, user.name, "login")
@@ -38,8 +58,33 @@ async def login(request: Request, services: ServicesDep, name: str = Form(""),
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout(request: Request) -> Response:
-    """End the session (the form carries the CSRF token; a stale one still logs out)."""
+async def logout(request: Request, csrf_token: str = Form("")) -> Response:
+    """End the session. A live session must send its CSRF token (the form carries it), so
+    another site cannot log staff out; without a live session (expired, or none) there is
+    nothing to protect and the cookie is simply cleared."""
+    data = sessions(request).read(request)
+    if data is not None:
+        sent = request.headers.get(CSRF_HEADER) or csrf_token
+        if not (sent and hmac.compare_digest(sent.encode(), str(data.get("c", "")).encode())):
+            raise Forbidden("The logout form is missing its CSRF token or it is stale: reload "
+                            "the page and try again.")
     response = RedirectResponse("/", status_code=303)
     sessions(request).end(response)
     return response
+
+
+def _refused(request: Request, next_url: str, name: str, status: int, retry_after: int,
+             message: str) -> Response:
+    response = login_page(request, next_url=next_url, status=status, name=name, error=message)
+    response.headers["Retry-After"] = str(max(1, retry_after))
+    return response
+
+
+def _duration(seconds: float) -> str:
+    """'42 s', '9 min', '2 h': how long to wait, as people say it."""
+    s = max(1, int(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 2 * 3600:
+        return f"{(s + 59) // 60} min"
+    return f"{(s + 3599) // 3600} h"
