@@ -16,7 +16,7 @@ from server.accounts import Accounts
 from server.config import Settings
 from server.retrieval import open_searcher
 from server.review.authoring import EntryEditor
-from server.review.queue import ReviewQueue, ensure_seed_items
+from server.review.queue import ReviewQueue
 from server.sandbox import SandboxRunner, SandboxUnavailable
 from server.sandbox.demo_cache import CACHE_DIR_NAME, DemoCache
 from server.store import Store
@@ -79,7 +79,10 @@ class Services:
         store = Store(settings.db_url)
         store.migrate()
         svc = cls(settings=settings, kb=kb, searcher=searcher, store=store)
-        ensure_seed_items(store, kb)  # unanswered entries are in the queue from the start
+        # Unanswered entries are in the queue from the start, and every open item is filed
+        # (embedding, suggestions, group) before the first request reads the queue.
+        svc.review_queue.ensure_seed_items()
+        svc.review_queue.settle()
         svc.start_sandbox()
         return svc
 

@@ -1,11 +1,12 @@
 """The review queue: what the bot could not answer, grouped, and what TAs do about it.
 
-Every open item gets an embedding (the chat path usually stored one already);
-items whose embeddings are close join the oldest open group they resemble, so
-the queue shows "12 students asked this" instead of twelve rows. A TA links a
-group to an entry (its questions become alternate phrasings, written atomically
-to kb/ and indexed at once), drafts a new entry from it, or dismisses it.
-Every action goes to the audit log with who and when.
+Every open item has an embedding (stored when it is created); items whose
+embeddings are close join the oldest open group they resemble, so the queue
+shows "12 students asked this" instead of twelve rows. Reading the queue never
+writes: groups are computed in memory, and saved only at start-up and by the
+actions. A TA links a group to an entry (its questions become alternate
+phrasings, written atomically to kb/ and indexed at once), drafts a new entry
+from it, or dismisses it. Every action goes to the audit log with who and when.
 """
 
 from __future__ import annotations
@@ -129,18 +130,50 @@ class LinkResult:
 
 
 class ReviewQueue:
-    """The review queue over a store, a knowledge base and its searcher."""
+    """The review queue over a store, a knowledge base and its searcher.
+
+    Reading the queue never writes: `groups` and `group_of` file what open items
+    lack (embedding, suggestions, group key) in memory. Items are filed when they
+    are created (`record_feedback`, `ensure_seed_items`; the chat path stores its
+    own), and `settle` saves the grouping at start-up and before every action, so
+    that the group a TA acts on is the group they saw and keeps its key.
+    """
 
     def __init__(self, store: Store, kb: KnowledgeBase, searcher: Searcher,
                  group_threshold: float = 0.75):
         self.store, self.kb, self.searcher = store, kb, searcher
         self.group_threshold = group_threshold
-        self._grouping_lock = threading.Lock()  # one grouping pass at a time
+        self._grouping_lock = threading.Lock()  # one saved grouping at a time
+
+    # --- filing new items ------------------------------------------------------------------
+    def record_feedback(self, message: str, entry_id: str, helpful: bool,
+                        client: str = "") -> str | None:
+        """Store a verdict on an answer; "not helpful" opens a review item, filed with its
+        embedding and suggested entries, whose id is returned."""
+        if helpful:
+            return self.store.record_feedback(message, entry_id, True, client)
+        vector = self._embed([message])[0]
+        return self.store.record_feedback(message, entry_id, False, client,
+                                          embedding=vector.tobytes(),
+                                          suggestions=self._suggest(message, vector))
+
+    def ensure_seed_items(self) -> int:
+        """Open a "seed" review item, with its embedding, for each unanswered entry that
+        never had one; return how many."""
+        entries = [e for e in self.kb.unanswered() if not self.store.has_seed_item(e.id)]
+        if not entries:
+            return 0
+        vectors = self._embed([e.question for e in entries])
+        for entry, vector in zip(entries, vectors, strict=True):
+            self.store.open_review_item(None, entry.question, reason="seed", suggestions=[],
+                                        embedding=vector.tobytes(), entry_id=entry.id)
+        return len(entries)
 
     # --- reading ---------------------------------------------------------------------------
     def groups(self) -> list[ReviewGroup]:
         """Open items in groups, most asked first, then most recent."""
-        items = self._assign_groups(self.store.review_items("open"))
+        items = self.store.review_items("open")
+        self._file(items)
         by_key: dict[str, list[ReviewItem]] = {}
         for item in items:
             by_key.setdefault(item.group_key or item.id, []).append(item)
@@ -151,70 +184,89 @@ class ReviewQueue:
 
     def group_of(self, review_id: str) -> list[ReviewItem]:
         """The open items in the same group as this one (at least the item itself, if open)."""
-        item = self.store.review_item(review_id)
-        if item.status != "open":
-            raise ItemClosed(f"Review item {review_id} is already {item.status}"
-                             + (f" by {item.resolved_by}" if item.resolved_by else "") + ".")
-        if item.group_key is None:
-            self.groups()
-            item = self.store.review_item(review_id)
-        members = self.store.items_in_group(item.group_key) if item.group_key else []
-        return members or [item]
+        item = self._open(review_id)
+        items = self.store.review_items("open")
+        self._file(items)
+        return _same_group(item, items)
 
-    def _assign_groups(self, items: list[ReviewItem]) -> list[ReviewItem]:
-        """Give each open item an embedding, suggestions and a group key; save what changed."""
+    # --- saving the grouping ---------------------------------------------------------------
+    def settle(self) -> list[ReviewItem]:
+        """File every open item as a read would, and save what that computed.
+
+        Run at start-up and before each action, never by a read. Returns the open items.
+        """
         with self._grouping_lock:
-            dim = self._dimension()
-            updates: dict[str, dict[str, Any]] = {}
-            vectors: dict[str, np.ndarray] = {}
-            missing = []
-            for item in items:
-                vec = _vector(item.embedding, dim)
-                if vec is None:
-                    missing.append(item)
-                else:
-                    vectors[item.id] = vec
-            if missing:
-                fresh = np.asarray(self.searcher.embed([i.text for i in missing]), dtype=np.float32)
-                for item, vec in zip(missing, fresh, strict=True):
-                    vectors[item.id] = vec
-                    item.embedding = vec.astype(np.float32).tobytes()
-                    updates.setdefault(item.id, {})["embedding"] = item.embedding
-            for item in items:
-                if not item.suggestions and item.reason != "seed":
-                    hits = self.searcher.search_vector(item.text, vectors[item.id],
-                                                       k=MAX_SUGGESTIONS).hits
-                    item.suggestions = [h.to_dict() for h in hits]
-                    if item.suggestions:
-                        updates.setdefault(item.id, {})["suggestions"] = item.suggestions
-
-            # Representatives: the oldest item of each existing group.
-            reps: dict[str, np.ndarray] = {}
-            seed_groups: dict[str, str] = {}
-            for item in items:
-                if item.group_key and item.group_key not in reps:
-                    reps[item.group_key] = vectors[item.id]
-                if item.reason == "seed" and item.entry_id and item.group_key:
-                    seed_groups[item.entry_id] = item.group_key
-            for item in items:
-                if item.group_key:
-                    continue
-                key = seed_groups.get(item.entry_id or "") if item.reason != "seed" else None
-                if key is None and reps and item.reason != "seed":
-                    keys = list(reps)
-                    sims = np.stack([reps[k] for k in keys]) @ vectors[item.id]
-                    best = int(np.argmax(sims))
-                    if float(sims[best]) >= self.group_threshold:
-                        key = keys[best]
-                if key is None:
-                    key = item.id
-                    reps[key] = vectors[item.id]
-                    if item.reason == "seed" and item.entry_id:
-                        seed_groups[item.entry_id] = key
-                item.group_key = key
-                updates.setdefault(item.id, {})["group_key"] = key
-            self.store.update_review_items(updates)
+            items = self.store.review_items("open")
+            self.store.update_review_items(self._file(items))
         return items
+
+    def _group_to_act_on(self, review_id: str) -> list[ReviewItem]:
+        """`group_of` for an action: the grouping is saved first (see `settle`)."""
+        item = self._open(review_id)
+        return _same_group(item, self.settle())
+
+    # --- filing ----------------------------------------------------------------------------
+    def _file(self, items: list[ReviewItem]) -> dict[str, dict[str, Any]]:
+        """Give each open item an embedding, suggestions and a group key, in memory.
+
+        `items` are the open items, oldest first; the same items always get the same
+        groups. Returns what changed, {review_id: {field: value}}, for `settle` to save.
+        """
+        dim = self._dimension()
+        updates: dict[str, dict[str, Any]] = {}
+        vectors: dict[str, np.ndarray] = {}
+        missing = []
+        for item in items:
+            vec = _vector(item.embedding, dim)
+            if vec is None:
+                missing.append(item)
+            else:
+                vectors[item.id] = vec
+        if missing:
+            for item, vec in zip(missing, self._embed([i.text for i in missing]), strict=True):
+                vectors[item.id] = vec
+                item.embedding = vec.tobytes()
+                updates.setdefault(item.id, {})["embedding"] = item.embedding
+        for item in items:
+            if not item.suggestions and item.reason != "seed":
+                item.suggestions = self._suggest(item.text, vectors[item.id])
+                if item.suggestions:
+                    updates.setdefault(item.id, {})["suggestions"] = item.suggestions
+
+        # Representatives: the oldest item of each existing group.
+        reps: dict[str, np.ndarray] = {}
+        seed_groups: dict[str, str] = {}
+        for item in items:
+            if item.group_key and item.group_key not in reps:
+                reps[item.group_key] = vectors[item.id]
+            if item.reason == "seed" and item.entry_id and item.group_key:
+                seed_groups[item.entry_id] = item.group_key
+        for item in items:
+            if item.group_key:
+                continue
+            key = seed_groups.get(item.entry_id or "") if item.reason != "seed" else None
+            if key is None and reps and item.reason != "seed":
+                keys = list(reps)
+                sims = np.stack([reps[k] for k in keys]) @ vectors[item.id]
+                best = int(np.argmax(sims))
+                if float(sims[best]) >= self.group_threshold:
+                    key = keys[best]
+            if key is None:
+                key = item.id
+                reps[key] = vectors[item.id]
+                if item.reason == "seed" and item.entry_id:
+                    seed_groups[item.entry_id] = key
+            item.group_key = key
+            updates.setdefault(item.id, {})["group_key"] = key
+        return updates
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.searcher.embed(texts), dtype=np.float32)
+
+    def _suggest(self, text: str, vector: np.ndarray) -> list[dict[str, Any]]:
+        """The entries closest to a question, for the TA to link it to."""
+        return [h.to_dict() for h in self.searcher.search_vector(text, vector,
+                                                                 k=MAX_SUGGESTIONS).hits]
 
     def _dimension(self) -> int:
         dim = getattr(getattr(self.searcher, "embedder", None), "dimension", None)
@@ -223,7 +275,7 @@ class ReviewQueue:
     # --- actions ---------------------------------------------------------------------------
     def link(self, review_id: str, entry_id: str, *, by: str, group: bool = True) -> LinkResult:
         """Add the question (or its whole group) to an entry's alternate phrasings, and index it."""
-        items = self.group_of(review_id) if group else [self._open(review_id)]
+        items = self._group_to_act_on(review_id) if group else [self._open(review_id)]
         target = self.kb.get(entry_id)
         if not target.answerable:
             raise ReviewError(f"{entry_id} is a {target.status.value} entry, not an answer: "
@@ -274,7 +326,7 @@ class ReviewQueue:
     def draft(self, review_id: str, fields: dict[str, Any], *, by: str,
               may_publish: bool) -> Entry:
         """Save a new entry (or the answer of the seed entry) from the item's group."""
-        items = self.group_of(review_id)
+        items = self._group_to_act_on(review_id)
         entry = validate_entry_fields(fields)
         if entry.status == Status.published and not may_publish:
             raise NotAllowed("Only instructors publish entries: save it as a draft, and an "
@@ -294,7 +346,7 @@ class ReviewQueue:
         reason = reason.strip()
         if not reason:
             raise ReviewError("Say why: off-topic, duplicate, abuse, or a short note.")
-        items = self.group_of(review_id) if group else [self._open(review_id)]
+        items = self._group_to_act_on(review_id) if group else [self._open(review_id)]
         closed = self.store.resolve([i.id for i in items], status="dismissed", by=by,
                                     action="dismiss", resolution={"reason": reason})
         if not closed:
@@ -302,21 +354,12 @@ class ReviewQueue:
         return closed
 
     def _open(self, review_id: str) -> ReviewItem:
+        """The item if it is open; ItemClosed (saying who closed it) if not."""
         item = self.store.review_item(review_id)
         if item.status != "open":
-            raise ItemClosed(f"Review item {review_id} is already {item.status}.")
+            raise ItemClosed(f"Review item {review_id} is already {item.status}"
+                             + (f" by {item.resolved_by}" if item.resolved_by else "") + ".")
         return item
-
-
-def ensure_seed_items(store: Store, kb: KnowledgeBase) -> int:
-    """Open a "seed" review item for each unanswered entry that never had one; return how many."""
-    opened = 0
-    for entry in kb.unanswered():
-        if not store.has_seed_item(entry.id):
-            store.open_review_item(None, entry.question, reason="seed", suggestions=[],
-                                   entry_id=entry.id)
-            opened += 1
-    return opened
 
 
 def validate_entry_fields(fields: dict[str, Any]) -> Entry:
@@ -348,6 +391,12 @@ def _distinct_texts(items: list[ReviewItem]) -> list[str]:
     for item in items:
         seen.setdefault(normalize_question(item.text), item.text.strip())
     return list(seen.values())
+
+
+def _same_group(item: ReviewItem, filed: list[ReviewItem]) -> list[ReviewItem]:
+    """The items of `filed` in the same group as `item` (at least `item` itself)."""
+    key = next((i.group_key for i in filed if i.id == item.id), None)
+    return [i for i in filed if key and i.group_key == key] or [item]
 
 
 def _vector(raw: bytes | None, dim: int) -> np.ndarray | None:

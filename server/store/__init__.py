@@ -1,5 +1,7 @@
 """The database: questions asked, feedback, the review queue, users and the audit log."""
 
+from server.store.base import alembic_config
+from server.store.errors import ReviewItemNotFound, StoreError, UnknownUser
 from server.store.models import (
     REVIEW_REASONS,
     REVIEW_STATUSES,
@@ -12,14 +14,8 @@ from server.store.models import (
     ReviewItem,
     User,
 )
-from server.store.store import (
-    ReviewItemNotFound,
-    Store,
-    StoreError,
-    UnknownUser,
-    alembic_config,
-    new_review_id,
-)
+from server.store.review_items import new_review_id
+from server.store.store import Store
 
 __all__ = [
     "REVIEW_REASONS",

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 
 from indexer.kb import KnowledgeBase
 from indexer.schema import slugify
-from server.review.queue import ItemClosed, NotAllowed, ReviewQueue, ensure_seed_items
+from server.review.queue import ItemClosed, NotAllowed, ReviewQueue
 from server.services import Services
 from server.web.auth import Accounts
+from tests.store.readback import audit_log
 
 OFF_TOPIC = "xylophone quartet rehearsal schedule"
 
@@ -36,10 +37,12 @@ def queue(services: Services, threshold: float = 0.75) -> ReviewQueue:
 
 
 def test_seed_entries_are_in_the_queue_from_the_start(services: Services) -> None:
-    seeds = {i.entry_id for i in services.store.review_items() if i.reason == "seed"}
-    assert seeds == {e.id for e in services.kb.unanswered()} == {"sgd-limitations",
-                                                                "worry-about-ai"}
-    assert ensure_seed_items(services.store, services.kb) == 0  # idempotent
+    items = [i for i in services.store.review_items() if i.reason == "seed"]
+    assert {i.entry_id for i in items} == {e.id for e in services.kb.unanswered()} == {
+        "sgd-limitations", "worry-about-ai"}
+    # filed at start-up: embedded when opened, grouped before the first request
+    assert all(i.embedding is not None and i.group_key == i.id for i in items)
+    assert services.review_queue.ensure_seed_items() == 0  # idempotent
 
 
 def test_unanswered_question_appears_in_the_api(client: TestClient, services: Services) -> None:
@@ -76,11 +79,15 @@ def test_near_duplicates_are_grouped_and_sorted(services: Services) -> None:
     assert top.count == 2 and top.key == first
     assert top.texts() == ["how do I center a tensor", "how can I centre tensors"]
     assert all(g.count == 1 for g in groups[1:])
-    # group keys are kept: asking again joins the same group
+    # asking again joins the same group
     store.open_review_item(None, "centering a tensor?", reason="unanswered", suggestions=[],
                            embedding=a.tobytes())
     assert queue(services).groups()[0].count == 3
-    assert queue(services, threshold=1.01).groups()[0].count == 3  # existing keys stay
+    # reading saved no group keys; settling (at start-up, before each action) saves them,
+    # and saved keys stay
+    assert queue(services, threshold=1.01).groups()[0].count == 1
+    queue(services).settle()
+    assert queue(services, threshold=1.01).groups()[0].count == 3
 
 
 def test_questions_matching_a_seed_entry_join_its_group(services: Services) -> None:
@@ -96,16 +103,53 @@ def test_questions_matching_a_seed_entry_join_its_group(services: Services) -> N
     assert "what can go wrong with plain SGD" in template["alternate_questions"]
 
 
-def test_items_without_embeddings_get_one_and_suggestions(services: Services) -> None:
+def test_not_helpful_feedback_is_filed_when_recorded(client: TestClient,
+                                                     services: Services) -> None:
+    r = client.post("/api/feedback", json={"message": "why do we need relu",
+                                           "entry_id": "why-nonlinearities", "helpful": False})
+    assert r.status_code == 200, r.text
+    rid = r.json()["review_id"]
+    item = services.store.review_item(rid)
+    assert item.embedding is not None and item.suggestions  # stored with the item
+    group = next(g for g in queue(services).groups() if g.items[0].id == rid)
+    assert group.entry_id == "why-nonlinearities"
+    assert "not_helpful" in group.to_dict()["reasons"]
+    assert group.suggestions[0]["id"] == "why-nonlinearities"
+
+
+def test_items_without_embeddings_are_filed_in_memory_then_saved(services: Services) -> None:
+    """An item stored without embedding or suggestions (by an older server, or before a model
+    change) is filed in memory for reads, and saved only when the queue settles."""
     rid = services.store.record_feedback("why do we need relu", "why-nonlinearities", False,
                                          client="c")
     assert rid
     q = queue(services)
     group = next(g for g in q.groups() if g.items[0].id == rid)
+    assert group.suggestions and group.entry_id == "why-nonlinearities"
+    stored = services.store.review_item(rid)
+    assert (stored.embedding, stored.group_key, stored.suggestions) == (None, None, [])
+    q.settle()
     item = services.store.review_item(rid)
     assert item.embedding is not None and item.group_key == group.key
-    assert group.entry_id == "why-nonlinearities"
-    assert "not_helpful" in group.to_dict()["reasons"]
+    assert item.suggestions == group.items[0].suggestions
+
+
+def test_an_action_saves_the_grouping_it_acted_on(services: Services) -> None:
+    dim = services.searcher.embedder.dimension
+    v = np.zeros(dim, np.float32)
+    v[3] = 1
+    ids = [services.store.open_review_item(None, t, reason="unanswered", suggestions=[],
+                                           embedding=v.tobytes())
+           for t in ("what is a quartet", "quartets: what are they")]
+    other = services.store.open_review_item(None, OFF_TOPIC, reason="unanswered",
+                                            suggestions=[])
+    q = queue(services)
+    group = q.group_of(ids[1])
+    assert {i.id for i in group} == set(ids)
+    assert all(services.store.review_item(i).group_key is None for i in ids)  # read only
+    assert sorted(q.dismiss(ids[1], "off-topic", by="tara")) == sorted(ids)
+    assert {services.store.review_item(i).group_key for i in ids} == {group[0].id}
+    assert services.store.review_item(other).group_key == other  # the rest is saved too
 
 
 def test_link_adds_the_phrasing_and_answers_it(client: TestClient, services: Services) -> None:
@@ -126,7 +170,7 @@ def test_link_adds_the_phrasing_and_answers_it(client: TestClient, services: Ser
     assert time.monotonic() - start < 1.0  # the index was updated by the link itself
     item = services.store.review_item(reply["review_id"])
     assert (item.status, item.resolved_by) == ("linked", "tara")
-    event = services.store.audit_log()[0]
+    event = audit_log(services.store)[0]
     assert (event.actor, event.action) == ("tara", "link")
     assert event.details["entry_id"] == "why-nonlinearities"
 

@@ -43,9 +43,6 @@ class BrokenStore:
     def record_feedback(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError(SECRET)
 
-    def record_question(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError(SECRET)
-
 
 def repeat(n: int, send: Callable[[TestClient], httpx.Response]
            ) -> Callable[[TestClient], httpx.Response]:

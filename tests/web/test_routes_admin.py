@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from indexer.kb import KnowledgeBase
 from server.services import Services
 from server.web.auth import Accounts
+from tests.store.readback import audit_log
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,7 @@ def test_create_entry_is_answerable_at_once(client: TestClient, services: Servic
     assert reply.json()["answered"] and reply.json()["entry"]["id"] == "tensor-broadcasting"
     page = client.get(r.headers["location"], headers=h)
     assert "Saved" in page.text and "<strong>stretched</strong>" in page.text
-    event = services.store.audit_log()[0]
+    event = audit_log(services.store)[0]
     assert (event.actor, event.action, event.target) == ("ian", "entry_create",
                                                          "tensor-broadcasting")
 

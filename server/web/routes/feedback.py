@@ -37,6 +37,6 @@ async def post_feedback(body: FeedbackRequest, request: Request, services: Servi
     check_message(body.message, services.settings.max_message_chars)
     check_rate(request, "feedback")
     published_entry(services, body.entry_id)
-    review_id = await run_in_threadpool(services.store.record_feedback, body.message,
+    review_id = await run_in_threadpool(services.review_queue.record_feedback, body.message,
                                         body.entry_id, body.helpful, client)
     return {"recorded": True, "review_id": review_id}
