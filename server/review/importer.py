@@ -312,9 +312,9 @@ class Importer:
 
     def plan(self, questions: list[ImportedQuestion]) -> tuple[list[Entry], list[dict[str, str]]]:
         """The draft entries to write, and the questions skipped (already in the KB)."""
-        known = {normalize_question(q): e.id for e in self.kb.entries.values()
-                 for q in e.phrasings}
-        used_ids = set(self.kb.entries) | {p.stem for p in self.kb.kb_dir.glob("*.yaml")}
+        current = self.kb.entries  # one copy: the KB may change while this plans
+        known = {normalize_question(q): e.id for e in current.values() for q in e.phrasings}
+        used_ids = set(current) | {p.stem for p in self.kb.kb_dir.glob("*.yaml")}
         entries: list[Entry] = []
         skipped: list[dict[str, str]] = []
         for q in questions:

@@ -308,10 +308,9 @@ class ReviewQueue:
         """Entry fields to prefill the draft form with, from the item and its group."""
         items = self.group_of(review_id)
         group = ReviewGroup(items[0].group_key or items[0].id, items)
-        base_id = group.entry_id
-        if base_id and base_id in self.kb.entries and \
-                self.kb.entries[base_id].status == Status.unanswered:
-            e = self.kb.entries[base_id]
+        base = self.kb.entries.get(group.entry_id) if group.entry_id else None
+        if base is not None and base.status == Status.unanswered:
+            e = base
             known = {normalize_question(q) for q in e.phrasings}
             extra = [t for t in group.texts() if normalize_question(t) not in known]
             return {"id": e.id, "question": e.question,
