@@ -54,6 +54,12 @@ class ReviewGroup:
         return len(self.items)
 
     @property
+    def asked(self) -> int:
+        """How many of the items students asked (a seed item is an entry waiting for its
+        answer, which nobody asked yet)."""
+        return sum(1 for i in self.items if i.reason != "seed")
+
+    @property
     def first_asked(self) -> datetime:
         return min(i.created_at for i in self.items)
 
@@ -89,6 +95,7 @@ class ReviewGroup:
             "key": self.key,
             "question": self.question,
             "count": self.count,
+            "asked": self.asked,
             "first_asked": self.first_asked.isoformat(),
             "last_asked": self.last_asked.isoformat(),
             "reasons": sorted({i.reason for i in self.items}),

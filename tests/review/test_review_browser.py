@@ -101,8 +101,14 @@ def test_ta_links_a_queued_question_and_the_student_gets_that_entry(
     expect(group.locator(".count")).to_have_text("1 student asked")
     group.locator(".link-entry").fill("why-nonlinearities")
     group.locator(".link-button").click()
-    expect(group.locator(".group-result")).to_contain_text("Linked to why-nonlinearities")
+    status = staff.locator("#review-status")
+    expect(status).to_contain_text("Linked to why-nonlinearities")
     expect(group).to_have_count(0)
+    # the keyboard goes on to the next group, or to the "queue is empty" note
+    focused = staff.evaluate("document.activeElement.id || document.activeElement.tagName")
+    assert focused == "review-empty" or focused.startswith("group-title-"), focused
+    staff.wait_for_timeout(2000)
+    expect(status).to_contain_text("Linked to why-nonlinearities")  # the message stays
 
     assert STUDENT_QUESTION in services.kb.get("why-nonlinearities").alternate_questions
     assert services.store.review_item(item.id).resolved_by == "tara"
@@ -153,3 +159,29 @@ def test_ta_cannot_open_the_editor(contexts: list[BrowserContext]) -> None:
     staff.click("text=Log out")
     staff.wait_for_url("**/")
     assert staff.goto("/review").status == 401  # type: ignore[union-attr]
+
+
+def test_seed_groups_say_nobody_asked_and_dismiss_moves_focus_on(
+        contexts: list[BrowserContext], live_server: tuple[str, Services]) -> None:
+    _, services = live_server
+    staff, student = contexts[0].new_page(), contexts[1].new_page()
+    for question in ("Which bus goes to the exam hall?", "Is the cafeteria open on Sunday?"):
+        student_asks(student, question)
+        expect(student.locator(".msg-bot").last).to_contain_text("TA")
+    log_in(staff, "tara", "tara-password", "/review")
+    seeds = [i for i in services.store.review_items("open") if i.reason == "seed"]
+    assert seeds, "the bundled KB has entries waiting for an answer"
+    seed_group = staff.locator(f'.review-group[data-review-id="{seeds[0].id}"]')
+    expect(seed_group.locator(".count")).to_have_text("no student asked yet")
+    groups = staff.locator(".review-group")
+    first = groups.first
+    expect(first).to_be_visible()
+    before = groups.count()
+    next_title = groups.nth(1).locator("h2").get_attribute("id")
+    first.locator(".dismiss-reason").select_option("off-topic")
+    first.locator(".dismiss-button").click()
+    expect(staff.locator("#review-status")).to_contain_text("Dismissed")
+    expect(groups).to_have_count(before - 1)
+    assert staff.evaluate("document.activeElement.id") == next_title
+    for score in staff.locator(".group-suggestions li span.muted").all_inner_texts():
+        assert score.strip().endswith("% match") and int(score.split("%")[0]) <= 100

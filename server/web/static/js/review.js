@@ -26,15 +26,18 @@
 
   function say(text) { status.textContent = text; }
 
+  // The group leaves the list; what happened stays in the status line at the top, and the
+  // keyboard goes on to the next group (or the "queue is empty" note), never to <body>.
   function afterResolved(node, message) {
-    var result = node.querySelector(".group-result");
-    node.querySelectorAll("button, input, select").forEach(function (c) { c.disabled = true; });
-    result.textContent = message;
-    setTimeout(function () {
-      node.remove();
-      if (!list.children.length) empty.hidden = false;
-    }, 1500);
+    var next = node.nextElementSibling || node.previousElementSibling;
+    node.remove();
     say(message);
+    if (next) {
+      next.querySelector("h2").focus();
+    } else {
+      empty.hidden = false;
+      empty.focus();
+    }
   }
 
   async function link(node, group, entryId) {
@@ -72,9 +75,11 @@
     draftForm.elements.alternate_questions.value = (d.alternate_questions || []).join("\n");
     draftForm.elements.answer.value = d.answer || "";
     draftForm.elements.tags.value = (d.tags || []).join(", ");
+    var others = (d.alternate_questions || []).length;
     document.getElementById("draft-note").textContent = d.updates_existing
       ? "This question already has an entry waiting for its answer (" + d.id + "): write the answer."
-      : "A new entry from this group; its other phrasings are prefilled.";
+      : "A new entry from this group" + (others ? "; its " + others + " other phrasing" +
+        (others === 1 ? " is" : "s are") + " prefilled." : ". Check the id: it is made from the question.");
     clearDraftErrors();
     if (dialog.showModal) dialog.showModal(); else dialog.setAttribute("open", "");
     draftForm.elements[d.updates_existing ? "answer" : "id"].focus();
@@ -122,12 +127,14 @@
 
   function renderGroup(group) {
     var li = el("li", { class: "review-group", id: "group-" + group.key, "data-review-id": group.items[0].id });
-    var title = el("h2", { id: "group-title-" + group.key }, group.question);
+    var title = el("h2", { id: "group-title-" + group.key, tabindex: "-1" }, group.question);
     li.setAttribute("aria-labelledby", title.id);
     li.appendChild(title);
 
     var meta = el("p", { class: "group-meta" });
-    meta.appendChild(el("span", { class: "count" }, group.count + (group.count === 1 ? " student asked" : " students asked")));
+    var asked = group.asked === undefined ? group.count : group.asked;
+    meta.appendChild(el("span", { class: "count" }, asked === 0 ? "no student asked yet"
+      : asked + (asked === 1 ? " student asked" : " students asked")));
     var when = el("span", { class: "muted", title: group.first_asked + " – " + group.last_asked },
                   "last " + ago(group.last_asked) + (group.count > 1 ? ", first " + ago(group.first_asked) : ""));
     meta.appendChild(when);
@@ -149,7 +156,10 @@
       group.suggestions.forEach(function (s) {
         var item = el("li");
         item.appendChild(el("a", { href: "/entries/" + encodeURIComponent(s.id), target: "_blank" }, s.question));
-        item.appendChild(document.createTextNode(" (" + Number(s.score).toFixed(2) + ") "));
+        // scores include a word-match bonus and can pass 1: shown as a share of a perfect match
+        var match = Math.round(Math.min(1, Math.max(0, Number(s.score))) * 100);
+        item.appendChild(el("span", { class: "muted", title: "similarity score " + Number(s.score).toFixed(2) },
+                            " " + match + "% match "));
         var b = el("button", { type: "button", class: "button small link-suggestion", "data-entry": s.id }, "Link here");
         b.setAttribute("aria-label", "Link to " + s.question);
         b.addEventListener("click", function () { link(li, group, s.id); });
