@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from indexer.embedders import SentenceTransformerEmbedder
+from server.accounts import Accounts
 from server.config import Settings
 from server.services import Services
-from server.web.auth import Accounts
 from tests.live import TIMEOUT_MS, copy_project, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -185,3 +185,33 @@ def test_seed_groups_say_nobody_asked_and_dismiss_moves_focus_on(
     assert staff.evaluate("document.activeElement.id") == next_title
     for score in staff.locator(".group-suggestions li span.muted").all_inner_texts():
         assert score.strip().endswith("% match") and int(score.split("%")[0]) <= 100
+
+
+def test_an_invalid_id_is_reported_as_typed_and_server_errors_get_focus(
+        contexts: list[BrowserContext]) -> None:
+    staff = contexts[0].new_page()
+    log_in(staff, "ian", "ian-password", "/admin/entries/new")
+    staff.fill("#f-id", "Why ReLU")
+    staff.focus("#f-question")  # leaving the field checks it, before any Save
+    expect(staff.locator("#id-error")).to_contain_text("lowercase words joined by hyphens")
+    staff.fill("#f-id", "why-nonlinearities")  # valid, but taken: only the server knows
+    staff.fill("#f-question", "A question that collides?")
+    staff.click("#save-entry")
+    expect(staff.locator("#f-id")).to_have_attribute("aria-invalid", "true")
+    assert staff.evaluate("document.activeElement.id") == "f-id"
+
+
+def test_admin_fits_a_phone_and_shows_the_preview_before_save(
+        browser: Browser, live_server: tuple[str, Services]) -> None:
+    context = browser.new_context(base_url=live_server[0], viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        log_in(page, "ian", "ian-password", "/admin")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto("/admin/entries/new")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        preview = page.locator("#answer-preview").bounding_box()
+        save = page.locator("#save-entry").bounding_box()
+        assert preview is not None and save is not None and preview["y"] < save["y"]
+    finally:
+        context.close()

@@ -24,6 +24,47 @@
     });
   }
 
+  // The id is checked as it is typed, not only after Save; a form the server sent back
+  // with errors puts the keyboard on the first field to fix.
+  var form = document.getElementById("entry-form");
+  var idInput = document.getElementById("f-id");
+  var idError = document.getElementById("id-error");
+  var ID_RE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+
+  function idProblem() {
+    var v = idInput.value;
+    if (!v) return "An id is needed: lowercase words joined by hyphens, like why-relu.";
+    if (v.length > 80) return "The id is " + v.length + " characters; at most 80.";
+    if (!ID_RE.test(v)) return "Use lowercase words joined by hyphens, like why-relu (no spaces or capitals).";
+    return "";
+  }
+
+  function showIdProblem(text) {
+    idError.textContent = text;
+    if (text) { idInput.setAttribute("aria-invalid", "true"); idError.setAttribute("role", "alert"); }
+    else { idInput.removeAttribute("aria-invalid"); idError.removeAttribute("role"); }
+  }
+
+  if (form && idInput && idError && !idInput.readOnly) {
+    idInput.addEventListener("blur", function () { if (idInput.value) showIdProblem(idProblem()); });
+    idInput.addEventListener("input", function () {
+      if (idInput.hasAttribute("aria-invalid")) showIdProblem(idProblem());
+    });
+    form.addEventListener("submit", function (ev) {
+      var problem = idProblem();
+      if (problem) {
+        ev.preventDefault();
+        showIdProblem(problem);
+        idInput.focus();
+      }
+    });
+  }
+  if (form) {
+    form.noValidate = true;  // our messages, not the browser's bubbles
+    var firstInvalid = form.querySelector('[aria-invalid="true"]');
+    if (firstInvalid) firstInvalid.focus();
+  }
+
   var testBtn = document.getElementById("test-demo");
   var demoSelect = document.getElementById("f-demo");
   var demoStatus = document.getElementById("demo-status");
