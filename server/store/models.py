@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -119,6 +121,13 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Signed into every session cookie; raising it (logout, new password, disable) ends
+    # every session signed with the old value.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # A disabled user cannot log in, and their sessions and token stop working.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the API token stops working; None with a token: refused (issue a new one).
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditEvent(Base):

@@ -10,8 +10,9 @@ from server.store.base import StoreBase, json_safe
 from server.store.errors import StoreError, UnknownUser
 from server.store.models import ROLES, AuditEvent, User, utcnow
 
-# What `update_user` may change.
-USER_FIELDS = frozenset({"password_hash", "token_hash", "role"})
+# What `update_user` may change (session_version only goes up, by `end_sessions`).
+USER_FIELDS = frozenset({"password_hash", "token_hash", "token_expires_at", "role",
+                         "disabled"})
 
 
 class Users(StoreBase):
@@ -46,14 +47,23 @@ class Users(StoreBase):
         with self.reading() as s:
             return list(s.scalars(select(User).order_by(User.name)))
 
-    def update_user(self, name: str, **values: Any) -> None:
-        """Change a user's password_hash, token_hash or role."""
+    def update_user(self, name: str, *, end_sessions: bool = False, **values: Any) -> None:
+        """Change a user's password_hash, token_hash, token_expires_at, role or disabled;
+        with end_sessions, also end every session they have (in the same transaction)."""
         if not set(values) <= USER_FIELDS:
             raise ValueError(f"only {sorted(USER_FIELDS)} can be changed")
+        if end_sessions:
+            values["session_version"] = User.session_version + 1  # in SQL: no lost bumps
+        if not values:
+            return
         with self.writing() as s:
             if s.scalar(select(User.id).where(User.name == name)) is None:
                 raise UnknownUser(f"no user named {name!r}: add one with `askta user add`")
             s.execute(update(User).where(User.name == name).values(**values))
+
+    def end_sessions(self, name: str) -> None:
+        """End every session of this user: the version their session cookies carry goes up."""
+        self.update_user(name, end_sessions=True)
 
     def audit(self, actor: str, action: str, target: str | None = None,
               details: dict[str, Any] | None = None) -> None:

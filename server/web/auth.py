@@ -15,7 +15,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from server.accounts import ROLE_RANK, Accounts, StaffUser
+from server.accounts import ROLE_RANK, Accounts, StaffUser, TokenRefused
 from server.web.errors import Forbidden, LoginRequired, Unauthorized
 from server.web.sessions import Sessions
 
@@ -62,7 +62,10 @@ def _authenticate(request: Request, sent_csrf: str) -> StaffUser | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Send 'Authorization: Bearer <token>' (see `askta user token`).")
-        user = accounts(request).from_token(token.strip())
+        try:
+            user = accounts(request).from_token(token.strip())
+        except TokenRefused as e:
+            raise Unauthorized(str(e)) from None
         if user is None:
             raise Unauthorized("That API token is not valid: issue a new one with "
                                "`askta user token NAME`.")
@@ -70,7 +73,7 @@ def _authenticate(request: Request, sent_csrf: str) -> StaffUser | None:
     data = sessions(request).read(request)
     if data is None:
         return None
-    user = accounts(request).from_session(data["u"], str(data.get("c", "")))
+    user = accounts(request).from_session(data["u"], str(data.get("c", "")), data.get("v"))
     if user is None:
         return None
     if request.method not in SAFE_METHODS and not (

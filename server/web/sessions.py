@@ -6,6 +6,7 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -80,7 +81,9 @@ def _create_key_file(path: Path) -> None:
 
 # --- sessions ----------------------------------------------------------------------------
 class Sessions:
-    """Signed, timed session cookies carrying the user's name and a CSRF token."""
+    """Signed, timed session cookies carrying the user's name, a CSRF token and the user's
+    session version ({"u", "c", "v"}): a cookie whose version is no longer the user's (they
+    logged out, changed their password or were disabled) is refused by `Accounts`."""
 
     def __init__(self, settings: Settings):
         key = secret_key(settings)
@@ -89,7 +92,7 @@ class Sessions:
         self._session = URLSafeTimedSerializer(key, salt="askta-session")
         self._login = URLSafeTimedSerializer(key, salt="askta-login-csrf")
 
-    def read(self, request: Request) -> dict[str, str] | None:
+    def read(self, request: Request) -> dict[str, Any] | None:
         """The session payload from the request's cookie, if it is valid and fresh."""
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
@@ -105,7 +108,7 @@ class Sessions:
     def start(self, response: Response, user: StaffUser) -> str:
         """Set the session cookie for a user who just logged in; return the CSRF token."""
         csrf = secrets.token_urlsafe(24)
-        value = self._session.dumps({"u": user.name, "c": csrf})
+        value = self._session.dumps({"u": user.name, "c": csrf, "v": user.version})
         response.set_cookie(SESSION_COOKIE, value, max_age=self.max_age, httponly=True,
                             samesite="lax", secure=self.secure, path="/")
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")

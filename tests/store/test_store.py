@@ -65,7 +65,7 @@ def test_migrate_creates_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert {"questions", "feedback", "review_items", "users", "audit_log", "demo_runs",
             "alembic_version"} <= tables
-    assert schema_revision(store) == "0002"
+    assert schema_revision(store) == "0003"
 
 
 def test_models_match_migrations(store: Store) -> None:
@@ -96,7 +96,7 @@ def test_upgrade_keeps_existing_data(db_url: str) -> None:
 
     new = Store(db_url)
     new.migrate()
-    assert schema_revision(new) == "0002"
+    assert schema_revision(new) == "0003"
     item = new.review_item("abc123")
     assert item.text == "what is a tensor" and item.status == "open" and item.group_key is None
     assert item.created_at == datetime(2024, 9, 1, 10, tzinfo=UTC)
@@ -202,6 +202,63 @@ def test_users(store: Store) -> None:
     assert store.user("nobody") is None
     with pytest.raises(UnknownUser):
         store.update_user("nobody", role="ta")
+
+
+def test_upgrade_to_0003_keeps_users_and_dates_their_tokens(db_url: str) -> None:
+    """Existing accounts stay enabled; a token issued before expiry dates existed gets the
+    default 90 days from the upgrade instead of living forever."""
+    old = Store(db_url)
+    old.migrate("0002")
+    with old.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO users (name, role, password_hash, token_hash, created_at) VALUES"
+            " ('tara', 'ta', 'h', :t, '2024-09-01 10:00:00'),"
+            " ('ian', 'instructor', 'h', NULL, '2024-09-01 10:00:00')"), {"t": "t" * 64})
+    old.close()
+
+    new = Store(db_url)
+    new.migrate()
+    assert schema_revision(new) == "0003"
+    tara, ian = new.user("tara"), new.user("ian")
+    assert tara is not None and ian is not None
+    assert (tara.session_version, tara.disabled) == (0, False)
+    assert (ian.session_version, ian.disabled) == (0, False)
+    assert ian.token_expires_at is None and tara.token_expires_at is not None
+    assert abs(tara.token_expires_at - (datetime.now(UTC) + timedelta(days=90))) < \
+        timedelta(minutes=5)
+    new.close()
+
+
+def test_sessions_end_with_a_version_bump(store: Store) -> None:
+    store.add_user("tara", "ta", "hash1")
+    user = store.user("tara")
+    assert user is not None and user.session_version == 0 and not user.disabled
+    store.update_user("tara", password_hash="hash2", end_sessions=True)
+    store.end_sessions("tara")
+    user = store.user("tara")
+    assert user is not None and user.session_version == 2 and user.password_hash == "hash2"
+    store.update_user("tara", disabled=True, end_sessions=True)
+    user = store.user("tara")
+    assert user is not None and user.disabled and user.session_version == 3
+    with pytest.raises(ValueError, match="only"):
+        store.update_user("tara", session_version=0)
+    with pytest.raises(UnknownUser):
+        store.end_sessions("nobody")
+
+
+def test_concurrent_session_ends_all_count(db_url: str) -> None:
+    a, b = Store(db_url), Store(db_url)
+    a.migrate()
+    a.add_user("tara", "ta", None)
+    threads = [threading.Thread(target=lambda s=s: [s.end_sessions("tara") for _ in range(10)])
+               for s in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert a.user("tara").session_version == 40  # type: ignore[union-attr]
+    a.close()
+    b.close()
 
 
 def test_stats(store: Store) -> None:

@@ -186,7 +186,7 @@ def test_login_session_and_csrf(client: TestClient, services: Services) -> None:
 
 
 def test_wrong_password(client: TestClient, services: Services) -> None:
-    Accounts(services.store).add("tara", "ta", "right")
+    Accounts(services.store).add("tara", "ta", "the right password")
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     r = client.post("/login", data={"name": "tara", "password": "wrong", "csrf_token": token})
@@ -197,20 +197,22 @@ def test_wrong_password(client: TestClient, services: Services) -> None:
 
 
 def test_login_form_needs_its_csrf_token(client: TestClient, services: Services) -> None:
-    Accounts(services.store).add("tara", "ta", "right")
+    Accounts(services.store).add("tara", "ta", "the right password")
     client.get("/login")
     assert LOGIN_CSRF_COOKIE in client.cookies
-    r = client.post("/login", data={"name": "tara", "password": "right", "csrf_token": "x"})
+    r = client.post("/login", data={"name": "tara", "password": "the right password",
+                                    "csrf_token": "x"})
     assert r.status_code == 403 and SESSION_COOKIE not in client.cookies
 
 
 def test_login_never_redirects_off_site(client: TestClient, services: Services) -> None:
-    Accounts(services.store).add("tara", "ta", "pw")
+    Accounts(services.store).add("tara", "ta", "correct horse")
     page = client.get("/login?next=//evil.example/x")
     assert 'value="/review"' in page.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    r = client.post("/login", data={"name": "tara", "password": "pw", "csrf_token": token,
-                                    "next": "https://evil.example"}, follow_redirects=False)
+    r = client.post("/login", data={"name": "tara", "password": "correct horse",
+                                    "csrf_token": token, "next": "https://evil.example"},
+                    follow_redirects=False)
     assert r.headers["location"] == "/review"
 
 
@@ -251,10 +253,11 @@ def test_logout(client: TestClient, services: Services) -> None:
 
 
 def test_session_cookie_flags(client: TestClient, services: Services) -> None:
-    Accounts(services.store).add("tara", "ta", "pw")
+    Accounts(services.store).add("tara", "ta", "correct horse")
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    r = client.post("/login", data={"name": "tara", "password": "pw", "csrf_token": token},
+    r = client.post("/login", data={"name": "tara", "password": "correct horse",
+                                    "csrf_token": token},
                     follow_redirects=False)
     cookie = next(v for k, v in r.headers.multi_items()
                   if k == "set-cookie" and v.startswith(SESSION_COOKIE))
@@ -266,14 +269,18 @@ def test_user_cli(tmp_path: Path) -> None:
     settings = Settings(kb_dir=tmp_path, data_dir=tmp_path / "data")
     runner = CliRunner()
     obj = {"settings": settings}
-    r = runner.invoke(user_group, ["add", "tara", "--role", "ta", "--password", "pw"], obj=obj)
+    stdin = ["--password-stdin"]
+    r = runner.invoke(user_group, ["add", "tara", "--role", "ta", *stdin], obj=obj,
+                      input="correct horse\n")
     assert r.exit_code == 0, r.output
     r = runner.invoke(user_group, ["add", "ian", "--role", "instructor"], obj=obj,
-                      input="secret\nsecret\n")
+                      input="battery staple\nbattery staple\n")
     assert r.exit_code == 0, r.output
-    r = runner.invoke(user_group, ["add", "tara", "--role", "ta", "--password", "x"], obj=obj)
+    r = runner.invoke(user_group, ["add", "tara", "--role", "ta", *stdin], obj=obj,
+                      input="another password\n")
     assert r.exit_code == 1 and "already exists" in r.output
-    r = runner.invoke(user_group, ["add", "x", "--role", "student", "--password", "x"], obj=obj)
+    r = runner.invoke(user_group, ["add", "x", "--role", "student", *stdin], obj=obj,
+                      input="another password\n")
     assert r.exit_code == 2
     r = runner.invoke(user_group, ["token", "tara"], obj=obj)
     assert r.exit_code == 0
@@ -294,6 +301,6 @@ def test_user_cli(tmp_path: Path) -> None:
 
     store = Store(settings.db_url)
     accounts = Accounts(store)
-    assert accounts.login("ian", "secret") is not None
+    assert accounts.login("ian", "battery staple") is not None
     assert accounts.from_token(token).name == "tara"  # type: ignore[union-attr]
     store.close()

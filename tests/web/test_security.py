@@ -1,6 +1,7 @@
 """Attacks that once worked, each replayed against the server: forged sessions, password
-guessing, spoofed client addresses, feedback spam and probing, cross-site logout, and
-readable data files."""
+guessing, spoofed client addresses, feedback spam and probing, cross-site logout, readable
+data files, sessions and tokens that outlived a logout, a new password or a disabled
+account, and short passwords."""
 
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ def test_an_empty_key_file_cannot_be_used_to_forge_an_instructor_session(
 
     (settings.data_dir / "secret_key").unlink()  # the recovery the error message names
     with TestClient(create_app(settings)) as c:
-        Accounts(c.app.state.services.store).add("ian", "instructor", "pw")  # type: ignore[attr-defined]
+        Accounts(c.app.state.services.store).add("ian", "instructor", "battery staple")  # type: ignore[attr-defined]
         c.cookies.set(SESSION_COOKIE, _forged_session("ian", ""))
         r = c.get("/admin")
         assert r.status_code == 401 and 'action="/login"' in r.text
@@ -457,3 +458,182 @@ def test_the_data_dir_and_its_files_are_private(settings: Settings) -> None:
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
         for name in ("askta.db", "secret_key"):
             assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+# --- 5. sessions and tokens end when the account says so ---------------------------------
+def _log_in(c: TestClient, name: str = "tara", password: str = "correct horse") -> Any:
+    return _try(c, name, password, _login_token(c))
+
+
+def _replay(settings: Settings, services: Services, cookie: str) -> int:
+    """What a session cookie copied earlier (a shared computer, a stolen laptop) gets now."""
+    with TestClient(_app(settings, services), client=ATTACKER) as thief:
+        thief.cookies.set(SESSION_COOKIE, cookie)
+        return thief.get("/api/review").status_code
+
+
+def test_a_session_cookie_copied_before_logout_stops_working(
+        settings: Settings, client: TestClient, services: Services) -> None:
+    csrf = login(client, services)
+    copied = client.cookies[SESSION_COOKIE]
+    assert _replay(settings, services, copied) == 200
+    r = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    assert _replay(settings, services, copied) == 401
+    assert _log_in(client).status_code == 303  # logging in again starts a new session
+    assert client.get("/api/review").status_code == 200
+    assert _replay(settings, services, copied) == 401
+
+
+def test_logout_ends_the_users_other_sessions_too(
+        settings: Settings, services: Services) -> None:
+    Accounts(services.store).add("tara", "ta", "correct horse")
+    with TestClient(_app(settings, services)) as laptop, \
+            TestClient(_app(settings, services)) as phone:
+        assert _log_in(laptop).status_code == _log_in(phone).status_code == 303
+        review = laptop.get("/review")
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', review.text).group(1)  # type: ignore[union-attr]
+        laptop.post("/logout", data={"csrf_token": csrf})
+        assert phone.get("/api/review").status_code == 401
+
+
+def test_a_stale_cookie_cannot_log_out_the_users_current_sessions(
+        settings: Settings, client: TestClient, services: Services) -> None:
+    """An old cookie (from before a password change) carries a valid CSRF token of its own:
+    it is cleared, but the sessions started since stay."""
+    login(client, services)
+    old = client.cookies[SESSION_COOKIE]
+    Accounts(services.store).set_password("tara", "a new passphrase")
+    assert _log_in(client, password="a new passphrase").status_code == 303
+    with TestClient(_app(settings, services)) as thief:
+        thief.cookies.set(SESSION_COOKIE, old)
+        csrf = URLSafeTimedSerializer(settings.secret_key or "", salt="askta-session").loads(
+            old)["c"]
+        assert thief.post("/logout", data={"csrf_token": csrf},
+                          follow_redirects=False).status_code == 303
+    assert client.get("/api/review").status_code == 200
+
+
+def test_a_password_change_ends_every_session(
+        settings: Settings, client: TestClient, services: Services) -> None:
+    login(client, services)
+    copied = client.cookies[SESSION_COOKIE]
+    Accounts(services.store).set_password("tara", "a new passphrase")
+    assert client.get("/api/review").status_code == 401
+    assert _replay(settings, services, copied) == 401
+
+
+def test_the_cli_password_change_ends_every_session(
+        settings: Settings, client: TestClient, services: Services) -> None:
+    from server.cli.users import user_group
+
+    login(client, services)
+    copied = client.cookies[SESSION_COOKIE]
+    r = CliRunner().invoke(user_group, ["password", "tara", "--password-stdin"],
+                           obj={"settings": settings}, input="a new passphrase\n")
+    assert r.exit_code == 0, r.output
+    assert _replay(settings, services, copied) == 401
+    assert _log_in(client, password="a new passphrase").status_code == 303
+
+
+def test_a_session_signed_before_versions_existed_is_refused(
+        settings: Settings, client: TestClient, services: Services) -> None:
+    """Cookies issued before the upgrade carry no version: they end with it."""
+    Accounts(services.store).add("ian", "instructor", "battery staple")
+    client.cookies.set(SESSION_COOKIE, _forged_session("ian", settings.secret_key or ""))
+    assert client.get("/api/review").status_code == 401
+
+
+def test_a_disabled_user_loses_sessions_and_tokens_at_once(
+        settings: Settings, client: TestClient, services: Services) -> None:
+    accounts = Accounts(services.store)
+    login(client, services)
+    token = {"Authorization": f"Bearer {accounts.issue_token('tara')}"}
+    with TestClient(_app(settings, services)) as script:
+        assert script.get("/api/review", headers=token).status_code == 200
+        accounts.disable("tara")
+        assert client.get("/api/review").status_code == 401
+        r = script.get("/api/review", headers=token)
+        assert r.status_code == 401 and "disabled" in r.json()["error"]["message"]
+    client.cookies.clear()
+    r = _log_in(client)
+    assert r.status_code == 401 and SESSION_COOKIE not in client.cookies
+    accounts.enable("tara")
+    assert _log_in(client).status_code == 303
+    with TestClient(_app(settings, services)) as script:  # the token was never revoked
+        assert script.get("/api/review", headers=token).status_code == 200
+
+
+def test_a_revoked_token_stops_working(client: TestClient, services: Services) -> None:
+    accounts = Accounts(services.store)
+    accounts.add("tara", "ta", None)
+    headers = {"Authorization": f"Bearer {accounts.issue_token('tara')}"}
+    assert client.get("/api/review", headers=headers).status_code == 200
+    accounts.revoke_token("tara")
+    assert client.get("/api/review", headers=headers).status_code == 401
+    user = services.store.user("tara")
+    assert user is not None and user.token_hash is None and user.token_expires_at is None
+
+
+def test_tokens_expire_after_90_days_unless_told_otherwise(services: Services) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    accounts = Accounts(services.store)
+    accounts.add("tara", "ta", None)
+    before = datetime.now(UTC)
+    accounts.issue_token("tara")
+    expires = services.store.user("tara").token_expires_at  # type: ignore[union-attr]
+    assert expires is not None
+    assert before + timedelta(days=90) <= expires <= datetime.now(UTC) + timedelta(days=90)
+    accounts.issue_token("tara", days=7)
+    expires = services.store.user("tara").token_expires_at  # type: ignore[union-attr]
+    assert expires is not None and expires - before < timedelta(days=7, minutes=1)
+    with pytest.raises(ValueError, match="at least 1 day"):
+        accounts.issue_token("tara", days=0)
+
+
+def test_an_expired_token_gets_401_saying_to_issue_a_new_one(
+        client: TestClient, services: Services) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    accounts = Accounts(services.store)
+    accounts.add("tara", "ta", None)
+    headers = {"Authorization": f"Bearer {accounts.issue_token('tara')}"}
+    assert client.get("/api/review", headers=headers).status_code == 200
+    services.store.update_user("tara", token_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    r = client.get("/api/review", headers=headers)
+    assert r.status_code == 401
+    message = r.json()["error"]["message"]
+    assert "expired" in message and "askta user token tara" in message
+
+
+def test_a_token_without_an_expiry_date_is_refused(client: TestClient,
+                                                   services: Services) -> None:
+    accounts = Accounts(services.store)
+    accounts.add("tara", "ta", None)
+    headers = {"Authorization": f"Bearer {accounts.issue_token('tara')}"}
+    services.store.update_user("tara", token_expires_at=None)
+    assert client.get("/api/review", headers=headers).status_code == 401
+
+
+# --- 6. passwords ------------------------------------------------------------------------
+@pytest.mark.parametrize("password", ["", "pw", "x" * 11, " " * 14, "\t\n" * 8])
+def test_short_or_empty_passwords_are_refused_everywhere(services: Services,
+                                                         password: str) -> None:
+    from server.accounts import WeakPassword
+
+    accounts = Accounts(services.store)
+    with pytest.raises(WeakPassword, match="at least 12 characters"):
+        accounts.add("tara", "ta", password)
+    assert services.store.user("tara") is None
+    accounts.add("tara", "ta", "correct horse")
+    with pytest.raises(WeakPassword, match="at least 12 characters"):
+        accounts.set_password("tara", password)
+    assert accounts.login("tara", "correct horse") is not None
+    assert accounts.login("tara", password) is None
+
+
+def test_twelve_characters_are_enough(services: Services) -> None:
+    accounts = Accounts(services.store)
+    accounts.add("tara", "ta", "x" * 12)
+    assert accounts.login("tara", "x" * 12) is not None

@@ -7,6 +7,7 @@ hashed, and hashing runs in a few threads at most (server/web/throttle.py).
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -59,18 +60,30 @@ async def login(request: Request, services: ServicesDep, name: str = Form(""),
 
 @router.post("/logout", include_in_schema=False)
 async def logout(request: Request, csrf_token: str = Form("")) -> Response:
-    """End the session. A live session must send its CSRF token (the form carries it), so
-    another site cannot log staff out; without a live session (expired, or none) there is
-    nothing to protect and the cookie is simply cleared."""
+    """End the session, and every other session of the user: their session version goes
+    up, so a copy of the cookie stops working too. A live session must send its CSRF
+    token (the form carries it), so another site cannot log staff out; without a live
+    session (expired, ended, or none) there is nothing to protect or end and the cookie is
+    simply cleared."""
     data = sessions(request).read(request)
     if data is not None:
         sent = request.headers.get(CSRF_HEADER) or csrf_token
         if not (sent and hmac.compare_digest(sent.encode(), str(data.get("c", "")).encode())):
             raise Forbidden("The logout form is missing its CSRF token or it is stale: reload "
                             "the page and try again.")
+        await run_in_threadpool(_end_sessions, request, data)
     response = RedirectResponse("/", status_code=303)
     sessions(request).end(response)
     return response
+
+
+def _end_sessions(request: Request, data: dict[str, Any]) -> None:
+    """Raise the user's session version, if this session is still current: an old cookie
+    (from before a password change) must not end the sessions started since."""
+    user = accounts(request).from_session(data["u"], str(data.get("c", "")), data.get("v"))
+    if user is not None:
+        accounts(request).end_sessions(user.name)
+        accounts(request).store.audit(user.name, "logout")
 
 
 def _refused(request: Request, next_url: str, name: str, status: int, retry_after: int,
