@@ -20,8 +20,8 @@ def collect_stats(store: Store, kb: KnowledgeBase, queue: ReviewQueue) -> dict[s
     return {
         "summary": summary,
         "per_day": store.questions_per_day(STATS_DAYS),
-        "top_unanswered": [{"key": g.key, "question": g.question, "count": g.count, "asked": g.asked,
-                            "last_asked": g.last_asked.isoformat(),
+        "top_unanswered": [{"key": g.key, "question": g.question, "count": g.count,
+                            "asked": g.asked, "last_asked": g.last_asked.isoformat(),
                             "review_id": g.items[0].id} for g in groups[:10]],
         "top_entries": [{**r, "question": titles.get(r["entry_id"], r["entry_id"])}
                         for r in store.top_entries(10)],
