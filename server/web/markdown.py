@@ -20,6 +20,8 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
+from pygments.style import Style
+from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
 
 # The allow-list. `class` is kept so Pygments colours and math markers survive;
@@ -99,11 +101,55 @@ def render_markdown(text: str) -> str:
     return sanitize(_parser().render(text))
 
 
+# The pages' code backgrounds (--code-bg in app.css), light and dark.
+CODE_BG = {"light": "#f4f2ee", "dark": "#272822"}
+MIN_CONTRAST = 4.5  # WCAG AA for normal text
+
+
 def pygments_css(selector: str = ".highlight") -> str:
-    """The stylesheet for highlighted code (light and dark schemes)."""
-    light = HtmlFormatter(style="friendly").get_style_defs(selector)
-    dark = HtmlFormatter(style="monokai").get_style_defs(selector)
-    return f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
+    """The stylesheet for highlighted code (light and dark schemes), every token colour
+    adjusted to at least WCAG AA contrast on the page's code background."""
+    light = HtmlFormatter(style=readable_style("friendly", CODE_BG["light"]))
+    dark = HtmlFormatter(style=readable_style("monokai", CODE_BG["dark"]))
+    return (f"{light.get_style_defs(selector)}\n@media (prefers-color-scheme: dark) {{\n"
+            f"{dark.get_style_defs(selector)}\n}}\n")
+
+
+def contrast(a: str, b: str) -> float:
+    """The WCAG contrast ratio of two #rrggbb colours."""
+    def luminance(color: str) -> float:
+        rgb = [int(color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _readable(color: str, background: str) -> str:
+    """`color` moved towards black (light background) or white (dark) until it reads."""
+    target = 0 if contrast(background, "#000000") > contrast(background, "#ffffff") else 255
+    rgb = [int(color[i:i + 2], 16) for i in (0, 2, 4)]
+    for step in range(21):
+        mixed = "#" + "".join(f"{round(c + (target - c) * step / 20):02x}" for c in rgb)
+        if contrast(mixed, background) >= MIN_CONTRAST:
+            return mixed
+    return "#000000" if target == 0 else "#ffffff"
+
+
+def readable_style(name: str, background: str) -> type[Style]:
+    """A pygments style like `name` whose colours all read on `background`."""
+    base = get_style_by_name(name)
+    styles = {}
+    for token, spec in base.styles.items():
+        parts = []
+        for part in spec.split():
+            if part.startswith("#") and not part.startswith("#bg") and len(part) in (4, 7):
+                color = part[1:] if len(part) == 7 else "".join(c * 2 for c in part[1:])
+                part = _readable(color, background)
+            parts.append(part)
+        styles[token] = " ".join(parts)
+    return type(f"Readable{base.__name__}", (base,), {"styles": styles,
+                                                     "background_color": background})
 
 
 def highlight_code(code: str, lang: str = "python") -> str:

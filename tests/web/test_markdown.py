@@ -118,3 +118,17 @@ def test_every_kb_entry_renders_safely() -> None:
 def test_static_pygments_css_is_current() -> None:
     static = (REPO / "server/web/static/css/pygments.css").read_text()
     assert static == pygments_css(), "regenerate server/web/static/css/pygments.css"
+
+
+def test_highlighted_code_reads_on_both_code_backgrounds() -> None:
+    import re
+
+    from server.web.markdown import CODE_BG, contrast
+
+    light, dark = pygments_css().split("@media")
+    for part, bg in ((light, CODE_BG["light"]), (dark, CODE_BG["dark"])):
+        for line in part.splitlines():
+            if "linenos" in line:
+                continue
+            for color in re.findall(r"(?<!background-)color: (#[0-9a-fA-F]{6})", line):
+                assert contrast(color, bg) >= 4.5, line

@@ -2,8 +2,20 @@
 "use strict";
 
 window.askta = (function () {
-  /** Render every not-yet-rendered .math element under root with the vendored KaTeX. */
+  /** Code blocks scroll sideways: keyboard users must be able to reach and scroll them. */
+  function focusableCode(root) {
+    (root || document).querySelectorAll("pre:not([tabindex]), .highlight:not([tabindex])")
+      .forEach(function (el) {
+        if (el.tagName === "PRE" && el.parentElement && el.parentElement.closest(".highlight")) return;
+        el.setAttribute("tabindex", "0");
+        if (!el.hasAttribute("aria-label")) el.setAttribute("aria-label", "Code");
+      });
+  }
+
+  /** Render every not-yet-rendered .math element under root with the vendored KaTeX,
+      and make its code blocks reachable by keyboard. */
   function typeset(root) {
+    focusableCode(root);
     if (!window.katex) return;
     (root || document).querySelectorAll(".math:not([data-typeset])").forEach(function (el) {
       var tex = el.textContent;
