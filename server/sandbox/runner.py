@@ -267,6 +267,20 @@ class SandboxRunner:
         except WorkerFailed as e:
             raise SandboxUnavailable(f"a sandbox failed to start: {e}") from None
 
+    def has_free_runner(self, device: str = "auto") -> bool:
+        """Whether a run for `device` would start at once: a free slot and a warm worker
+        ready (a hint for pages, which say "waiting for a free runner" otherwise)."""
+        try:
+            dev = self.resolve_device(device)
+        except SandboxUnavailable:
+            return False
+        except DeviceUnavailable:
+            return True  # refused at once, not waiting
+        pool = self._pool
+        with self._lock:
+            busy = len(self._active) >= self.cfg.max_concurrent or self._waiting > 0
+        return not busy and pool is not None and pool.ready_count(dev) > 0
+
     def run(self, code: str, device: str = "auto", limits: Limits | None = None,
             filename: str = "demo.py") -> RunResult:
         """Run `code` to the end and return everything it produced."""

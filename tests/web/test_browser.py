@@ -297,3 +297,36 @@ def test_a_vote_can_be_changed(page: Page) -> None:
     expect(helpful).to_have_attribute("aria-pressed", "false")
     expect(page.locator(".feedback-status")).to_contain_text("sent to the TAs")
     assert sent == [True, False]
+
+
+def test_a_run_waiting_for_a_free_runner_says_so(page: Page) -> None:
+    body = ('event: waiting\ndata: {"text": "Waiting for a free runner."}\n\n'
+            'event: stdout\ndata: {"text": "hello\\n"}\n\n'
+            'event: done\ndata: {"status": "ok", "exit_code": 0, "device": "cpu", '
+            '"duration_ms": 12}\n\n')
+    page.route("**/demo/stream*", lambda route: route.fulfill(
+        status=200, content_type="text/event-stream", body=body))
+    page.goto("/entries/why-nonlinearities")
+    page.evaluate("""() => {
+        window.__states = [];
+        const s = document.getElementById('demo-status');
+        // each textContent write replaces the text node: the records keep every state
+        new MutationObserver(records => records.forEach(r => r.addedNodes.forEach(
+            n => window.__states.push(n.textContent)))).observe(s, {childList: true});
+    }""")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#demo-status")).to_have_attribute("data-state", "done")
+    states = page.evaluate("window.__states")
+    assert any(s.startswith("Waiting for a free runner") for s in states), states
+    assert states[-1].startswith("Done in 12 ms on CPU")
+
+
+def test_the_cached_run_says_when_it_ran(page: Page) -> None:
+    page.goto("/entries/why-nonlinearities")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#demo-status")).to_have_attribute("data-state", "done",
+                                                           timeout=TIMEOUT_MS)
+    page.reload()
+    status = page.locator("#demo-status")
+    expect(status).to_contain_text("Output of the last run, just now on CPU")
+    assert re.search(r"\(it took \d+ ms\)", status.inner_text())

@@ -32,6 +32,9 @@ class RefusingRunner:
     def close(self) -> None:
         pass
 
+    def has_free_runner(self, device: str = "auto") -> bool:
+        return False
+
     async def astream(self, code: str, device: str = "auto") -> AsyncIterator[Any]:
         raise self.error
         yield  # an async generator, like the real runner's

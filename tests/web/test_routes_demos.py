@@ -31,14 +31,18 @@ class FakeRunner:
     """The sandbox runner's interface, answering from a script instead of running code."""
 
     def __init__(self, *, cuda: bool = False, status: str = "ok", busy: bool = False,
-                 delay_s: float = 0.0):
+                 delay_s: float = 0.0, free: bool = True, start_delay_s: float = 0.0):
         self.cuda_available = cuda
         self.status, self.busy, self.delay_s = status, busy, delay_s
+        self.free, self.start_delay_s = free, start_delay_s
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
     def close(self) -> None:
         pass
+
+    def has_free_runner(self, device: str = "auto") -> bool:
+        return self.free
 
     def _device(self, device: str) -> str:
         if self.busy:
@@ -61,6 +65,7 @@ class FakeRunner:
             self.calls.append((code, device))
         ran_on = self._device(device)
         result = self._result(ran_on)
+        await asyncio.sleep(self.start_delay_s)  # waiting for a free runner
         yield Event("stdout", "step 1\n")
         await asyncio.sleep(self.delay_s)
         yield Event("image", {"mime": "image/png", "data_base64": PNG})
@@ -161,6 +166,26 @@ def test_stream_passes_the_device_and_caches(demo_client: TestClient, runner: Fa
     assert runner.calls[0][1] == "cpu"
     last = demo_client.get("/api/entries/why-nonlinearities").json()["demo"]["last_run"]
     assert last["stdout"] == "step 1\nstep 2\n" and last["images"][0]["data_base64"] == PNG
+
+
+@pytest.mark.parametrize("runner", [FakeRunner(free=False, start_delay_s=0.6)])
+def test_a_run_waiting_for_a_free_runner_says_so_first(demo_client: TestClient) -> None:
+    events = sse_events(demo_client.get(STREAM).text)
+    assert [e for e, _ in events] == ["waiting", "stdout", "image", "stdout", "done"]
+    assert demo_client.post(RUN, json={}).json()["status"] == "ok"  # JSON runs just wait
+
+
+@pytest.mark.parametrize("runner", [FakeRunner(free=True, start_delay_s=0.6)])
+def test_a_slow_first_line_with_a_free_runner_is_not_called_waiting(
+        demo_client: TestClient) -> None:
+    events = sse_events(demo_client.get(STREAM).text)
+    assert [e for e, _ in events][0] == "stdout"
+
+
+@pytest.mark.parametrize("runner", [FakeRunner(busy=True, free=False)])
+def test_a_full_queue_is_still_refused_at_once(demo_client: TestClient) -> None:
+    r = demo_client.get(STREAM)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "7"
 
 
 @pytest.mark.parametrize("runner", [FakeRunner(status="error")])

@@ -113,7 +113,9 @@ def test_entry_page_shows_the_cached_output_at_once(client: TestClient,
         "device": "cpu", "duration_ms": 35})
     html = client.get("/entries/why-nonlinearities").text
     assert "W = B @ A\n&lt;b&gt;not bold&lt;/b&gt;" in html
-    assert "done in 35 ms on CPU" in html
+    assert "Output of the last run, <time datetime=" in html
+    assert "just now</time> on CPU (it took 35 ms)" in html
+    assert "ok," not in html  # no raw status word
     assert html.count('<img src="data:') == 1 and f'src="data:image/png;base64,{PNG}"' in html
 
 
@@ -221,3 +223,16 @@ def test_an_unknown_tag_is_shown_as_chosen_not_as_all_tags(client: TestClient) -
     html = client.get("/entries?tag=unknown").text
     assert '<option value="unknown" selected>unknown (no answers)</option>' in html
     assert '<option value="" selected' not in html
+
+
+def test_ago_reads_like_a_person() -> None:
+    from datetime import UTC, datetime
+
+    from server.web.templating import ago
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert ago("2026-12-01T11:59:30Z", now) == "just now"
+    assert ago("2026-12-01T11:55:00Z", now) == "5 minutes ago"
+    assert ago("2026-12-01T11:00:00Z", now) == "1 hour ago"
+    assert ago("2026-11-28T12:00:00Z", now) == "3 days ago"
+    assert ago("garbage", now) == ""

@@ -6,6 +6,7 @@ own, so demos waiting for a free sandbox never hold up the server's threadpool.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,9 @@ from server.web.presenters import published_entry
 from server.web.ratelimit import DemoRateLimit
 
 log = logging.getLogger("askta")
+# How long a run may take to produce its first event before a page hears it is waiting.
+FIRST_EVENT_WAIT_S = 0.3
+WAITING = object()  # start(): no runner was free, the run waits for one
 router = APIRouter(tags=["demos"])
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -55,24 +59,44 @@ class _Run:
         self.code_hash = services.demo_cache.code_hash(path) or ""
         self.runner = services.sandbox
         self.events: AsyncIterator[Any] | None = None
+        self._first: asyncio.Future[Any] | None = None
 
     async def start(self) -> Any:
-        """Start the run and wait for its first event; refusals become API errors."""
+        """Start the run and wait for its first event; refusals become API errors.
+
+        A refusal (busy, no such device) comes at once. When no runner is free, the run
+        waits for one: after FIRST_EVENT_WAIT_S this returns WAITING, so that a page can
+        say so while the first event is still to come (`next` returns it)."""
+        free = self.runner.has_free_runner(self.device)
         try:
             with _sandbox_errors():
                 self.events = self.runner.astream(self.code, self.device)
-                return await anext(self.events, None)
+                self._first = asyncio.ensure_future(anext(self.events, None))
+                done, _ = await asyncio.wait({self._first}, timeout=FIRST_EVENT_WAIT_S)
+                if done or free:
+                    return await self._take_first()
+                return WAITING
         except AppError:
             await self.close()
             raise
 
+    async def _take_first(self) -> Any:
+        first, self._first = self._first, None
+        assert first is not None
+        return await first
+
     async def next(self) -> Any:
         """The next event, or None at the end."""
         assert self.events is not None
+        if self._first is not None:
+            return await self._take_first()
         return await anext(self.events, None)
 
     async def close(self) -> None:
         """Close the runner's stream, which stops the run if it is still going."""
+        if self._first is not None:
+            self._first.cancel()
+            self._first = None
         aclose = getattr(self.events, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -116,6 +140,8 @@ async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
     event = await run.start()
     result: dict[str, Any] | None = None
     try:
+        if event is WAITING:
+            event = await run.next()
         while event is not None:
             if event.kind == "done":
                 result = dict(_payload("done", event.data))
@@ -144,6 +170,9 @@ async def _relay(run: _Run, first: Any) -> AsyncIterator[str]:
     out: dict[str, list[Any]] = {"stdout": [], "stderr": [], "image": []}
     event = first
     try:
+        if event is WAITING:
+            yield _sse("waiting", {"text": "Waiting for a free runner."})
+            event = await run.next()
         while event is not None:
             payload = _payload(event.kind, event.data)
             if event.kind == "done":

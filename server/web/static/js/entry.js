@@ -11,6 +11,8 @@
   var out = document.getElementById("demo-stdout");
   var images = document.getElementById("demo-images");
   var running = false;
+  var waitTimer = null;
+  var waitedMs = 0;
 
   function setStatus(state, text) {
     status.setAttribute("data-state", state);
@@ -42,16 +44,40 @@
     images.appendChild(fig);
   }
 
+  function waitedText() {
+    return waitedMs >= 1000 ? ", after waiting " + Math.round(waitedMs / 1000) + " s for a free runner" : "";
+  }
+
   function doneText(d) {
     var ms = Math.round(d.duration_ms || 0);
     var on = d.device ? " on " + String(d.device).toUpperCase() : "";
-    if (d.status === "ok") return ["done", "Done in " + ms + " ms" + on + "."];
+    if (d.status === "ok") return ["done", "Done in " + ms + " ms" + on + waitedText() + "."];
     if (d.status === "timeout") return ["timeout", "Timed out after " + (ms / 1000).toFixed(1) + " s: the demo ran longer than allowed."];
     if (d.status === "killed") return ["error", "Stopped after " + ms + " ms: the demo went over a limit (memory, output or processes)."];
     return ["error", "Error: the demo exited with code " + d.exit_code + " after " + ms + " ms. The traceback is in the output above."];
   }
 
+  // No runner was free: count the wait until the first output arrives.
+  function startWaiting() {
+    var since = Date.now();
+    var tick = function () {
+      waitedMs = Date.now() - since;
+      setStatus("waiting", "Waiting for a free runner… " + Math.floor(waitedMs / 1000) + " s");
+    };
+    tick();
+    waitTimer = setInterval(tick, 1000);
+  }
+
+  function stopWaiting() {
+    if (waitTimer === null) return;
+    clearInterval(waitTimer);
+    waitTimer = null;
+    setStatus("running", "Running…");
+  }
+
   function handle(event, data) {
+    if (event === "waiting") { startWaiting(); return false; }
+    stopWaiting();
     if (event === "stdout") appendLine(data.text, null);
     else if (event === "stderr") appendLine(data.text, "stderr");
     else if (event === "image") appendImage(data);
@@ -77,6 +103,7 @@
     out.textContent = "";
     out.hidden = false;
     images.textContent = "";
+    waitedMs = 0;
     setStatus("running", "Running…");
     var dev = device ? device.value : "auto";
     var url = "/api/entries/" + encodeURIComponent(entryId) + "/demo/stream?device=" + encodeURIComponent(dev);
@@ -109,6 +136,7 @@
     } catch (e) {
       setStatus("error", "The connection to the demo was lost. Press Run to try again.");
     } finally {
+      if (waitTimer !== null) { clearInterval(waitTimer); waitTimer = null; }
       running = false;
       runButton.disabled = false;
       section.removeAttribute("aria-busy");
