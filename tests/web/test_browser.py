@@ -330,3 +330,15 @@ def test_the_cached_run_says_when_it_ran(page: Page) -> None:
     status = page.locator("#demo-status")
     expect(status).to_contain_text("Output of the last run, just now on CPU")
     assert re.search(r"\(it took \d+ ms\)", status.inner_text())
+
+
+def test_the_demo_of_an_answer_runs_in_the_chat(page: Page) -> None:
+    ask(page, "What happens if I remove the activation functions?")
+    card = page.locator(".msg-bot .answer-card").last
+    card.get_by_role("button", name="Run the demo").click()
+    status = card.locator(".demo-status")
+    expect(status).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    assert status.inner_text().startswith("Done in ")
+    assert card.locator(".demo-stdout").inner_text().strip()
+    assert card.locator(".demo-page-link").get_attribute("href") == \
+        "/entries/why-nonlinearities#demo"

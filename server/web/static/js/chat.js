@@ -74,9 +74,13 @@
     // answer_html is sanitized on the server (server/web/markdown.py); the page's CSP is a second line.
     li.querySelector(".answer").innerHTML = entry.answer_html;
     if (entry.demo) {
-      var demo = li.querySelector(".demo-link");
-      demo.querySelector("a").href = entryHref(entry.id) + "#demo";
+      // The answer's demo runs right here, as the answer's "run the demo below" promises.
+      var demo = li.querySelector(".demo-inline");
+      demo.querySelector(".demo-page-link").href = entryHref(entry.id) + "#demo";
       demo.hidden = false;
+      var status = demo.querySelector(".demo-status");
+      demo.querySelector(".run-button").addEventListener("click", function () { status.hidden = false; });
+      window.asktaDemo.attach(demo, entry.id);
     }
     fillSuggestions(li, reply.suggestions, entry.id);
     setupFeedback(li, item);
