@@ -130,6 +130,23 @@ class Settings(BaseSettings):
         description="NVIDIA driver libraries bound read-only into GPU sandboxes, if present.",
     )
 
+    # --- observability and shutdown ------------------------------------------------------
+    metrics_token: str | None = Field(
+        None, description="If set, GET /metrics requires `Authorization: Bearer <token>`; "
+        "unset, /metrics is open (restrict it at the proxy or with this).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per log line (timestamp, level, logger, "
+        "message, request_id; method, path, status, duration_ms on access lines).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The server's log level (askta, uvicorn and access lines)."
+    )
+    shutdown_grace_s: float = Field(
+        20.0, ge=0.0, description="On SIGTERM: how long open requests, then demo runs still "
+        "going, may take to finish before the pool is stopped.",
+    )
+
     # --- review and auth -----------------------------------------------------------------
     review_group_threshold: float = Field(
         0.75, ge=0.0, le=1.0,
@@ -162,6 +179,21 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a list of rates: write it like '5/minute;20/hour' "
                              "(or 'off' to disable)") from None
         return v
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        return v.strip() or None if v is not None else None
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.strip().upper() if isinstance(v, str) else v
 
     @field_validator("trusted_proxies")
     @classmethod

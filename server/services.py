@@ -21,6 +21,7 @@ from server.sandbox import SandboxRunner, SandboxUnavailable
 from server.sandbox.demo_cache import CACHE_DIR_NAME, DemoCache
 from server.store import Store
 from server.web.blocking import InlineWhenAlone
+from server.web.metrics import Metrics
 from server.web.ratelimit import RateLimits
 from server.web.sessions import Sessions
 from server.web.throttle import LoginThrottle
@@ -56,6 +57,8 @@ class Services:
     sessions: Sessions = field(init=False)
     rate_limits: RateLimits = field(init=False)
     login_throttle: LoginThrottle = field(init=False)
+    # The app's own Prometheus registry and metrics (GET /metrics).
+    metrics: Metrics = field(init=False)
     # Runs chat questions: on the event loop when alone, together in threads in a burst.
     answering: InlineWhenAlone = field(default_factory=InlineWhenAlone)
 
@@ -69,6 +72,8 @@ class Services:
         self.sessions = Sessions(s)
         self.rate_limits = RateLimits.from_settings(s)
         self.login_throttle = LoginThrottle.from_settings(s)
+        self.metrics = Metrics()
+        self.metrics.watch(self)
 
     @classmethod
     def start(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
@@ -105,8 +110,14 @@ class Services:
             return
         self.sandbox = runner
 
-    def close(self) -> None:
-        """Stop the pool and close the database."""
+    def close(self, grace_s: float = 0.0) -> None:
+        """Wait up to `grace_s` for demo runs still going, stop the pool, then close the
+        database (which first writes the questions still queued)."""
         if self.sandbox is not None:
+            if grace_s > 0 and (self.sandbox.running or self.sandbox.waiting):
+                log.info("waiting up to %g s for %d demo run(s) to finish", grace_s,
+                         self.sandbox.running + self.sandbox.waiting)
+                if not self.sandbox.drain(grace_s):
+                    log.warning("demo runs still going after %g s are stopped", grace_s)
             self.sandbox.close()
         self.store.close()

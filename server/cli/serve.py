@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import signal
+import sys
+import threading
 from typing import Any
 
 import click
@@ -27,6 +32,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
     import uvicorn
 
     from indexer.kb import KnowledgeBase
+    from server import logs
     from server.datadir import make_private
     from server.web.sessions import secret_key
 
@@ -44,20 +50,35 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
         ("ASKTA_MODEL", settings.model),
     ):
         os.environ[name] = str(value)
-    click.echo(
-        f"askta: serving {settings.kb_dir} on http://{settings.host}:{settings.port}", err=True
-    )
+    # Logging as the server will have it (ASKTA_LOG_FORMAT, ASKTA_LOG_LEVEL), from this line on.
+    log_config = logs.log_config(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level)
+    logging.getLogger("askta").info("serving %s on http://%s:%s", settings.kb_dir,
+                                    settings.host, settings.port)
     # uvicorn rewrites the client address from X-Forwarded-For by default (for peers in
     # 127.0.0.1): only when the proxies are trusted, and then only from those proxies.
     proxy: dict[str, Any] = {"proxy_headers": settings.trust_proxy_headers}
     if settings.trust_proxy_headers:
         proxy["forwarded_allow_ips"] = settings.trusted_proxies
+    # SIGTERM: uvicorn stops accepting, waits up to the grace for open requests, then the
+    # app's shutdown waits for demo runs and writes the question log (server/web/app.py).
+    # Afterwards uvicorn raises the signal again for the handler it found: this one, so a
+    # graceful stop ends with exit status 0 rather than death by SIGTERM.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "server.web.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         reload=reload,
-        log_level="info",
+        log_config=log_config,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # askta writes its own access lines, with the request id
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         **proxy,
     )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)

@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class SandboxRunner:
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max(1, cfg.max_concurrent))
         self._waiting = 0
+        self._running = 0  # runs holding a slot
+        self._idle = threading.Condition(self._lock)  # notified when a run ends or stops waiting
+        self._draining = False
         self._closed = False
         self._active: set[Worker] = set()
 
@@ -170,6 +174,39 @@ class SandboxRunner:
         """The warm pool, once started."""
         return self._pool
 
+    # --- read-only state (for /metrics) and shutdown ------------------------------------------
+    @property
+    def waiting(self) -> int:
+        """Runs waiting for a free slot (the queue's depth)."""
+        with self._lock:
+            return self._waiting
+
+    @property
+    def running(self) -> int:
+        """Runs holding a slot: starting, or executing in a sandbox."""
+        with self._lock:
+            return self._running
+
+    def warm_workers(self) -> dict[str, int]:
+        """Ready sandboxes in the warm pool, per device it serves ({} before start)."""
+        pool = self._pool
+        if pool is None:
+            return {}
+        return {device: pool.ready_count(device) for device in pool.targets}
+
+    def drain(self, timeout_s: float) -> bool:
+        """Refuse new runs and wait up to `timeout_s` for the running and queued ones to
+        finish; True if none is left. The pool keeps running: `close` stops it."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            self._draining = True
+            while self._running or self._waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
     def close(self) -> None:
         """Kill every worker; the runner refuses runs afterwards."""
         with self._lock:
@@ -213,9 +250,13 @@ class SandboxRunner:
         self.check()
         if self._closed:
             raise SandboxUnavailable("the sandbox runner is closed")
+        if self._draining:
+            raise SandboxUnavailable("the server is shutting down")
         dev = self.resolve_device(device)
         limits = limits or self.cfg.limits
         self._enter_slot()
+        with self._lock:
+            self._running += 1
         try:
             for attempt in range(2):
                 worker = self._worker(dev)
@@ -238,6 +279,9 @@ class SandboxRunner:
                         self._active.discard(worker)
         finally:
             self._slots.release()
+            with self._lock:
+                self._running -= 1
+                self._idle.notify_all()
 
     def _enter_slot(self) -> None:
         if self._slots.acquire(blocking=False):
@@ -252,6 +296,7 @@ class SandboxRunner:
         finally:
             with self._lock:
                 self._waiting -= 1
+                self._idle.notify_all()
 
     def _worker(self, device: str) -> Worker:
         if self._pool is None:

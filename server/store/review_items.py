@@ -61,6 +61,14 @@ class ReviewItems(StoreBase):
                 stmt = stmt.where(ReviewItem.status == status)
             return list(s.scalars(stmt))
 
+    def count_review_items(self, status: str | None = "open") -> int:
+        """How many review items have this status (all when None): one SELECT count."""
+        with self.reading() as s:
+            stmt = select(func.count()).select_from(ReviewItem)
+            if status is not None:
+                stmt = stmt.where(ReviewItem.status == status)
+            return int(s.scalar(stmt) or 0)
+
     def has_seed_item(self, entry_id: str) -> bool:
         """Whether a seed review item (any status) exists for this entry."""
         with self.reading() as s:

@@ -3,6 +3,7 @@ and sandbox pool start in `lifespan`."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -10,11 +11,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from server import logs
 from server.config import Settings
 from server.datadir import private_files
 from server.services import Services
 from server.web.error_handlers import install_error_handlers
 from server.web.middleware import BodySizeLimit
+from server.web.observability import Observability
 from server.web.routes import include_routers
 
 log = logging.getLogger("askta")
@@ -31,6 +34,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             app.state.services = services
             yield
             return
+        if not logs.configured():  # not by `askta serve` (uvicorn --factory ...), say
+            logs.configure(settings.log_format, settings.log_level)
         # The session key, the database and the index are the server's alone: the data
         # dir 0700 and every file created while the server runs 0600.
         with private_files(settings.data_dir):
@@ -44,7 +49,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             try:
                 yield
             finally:
-                svc.close()
+                # uvicorn has stopped accepting and waited for open requests; demo runs
+                # still going get the grace to finish, then the pool stops and the
+                # question log's last batch is written. A thread, so that the event loop
+                # can still finish (or cancel) the requests those runs belong to.
+                await asyncio.to_thread(svc.close, settings.shutdown_grace_s)
 
     app = FastAPI(
         title="askta",
@@ -59,5 +68,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observability)  # added last: the outermost, it sees every answer
     include_routers(app)
     return app

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.kb import EntryNotFound, KnowledgeBaseError
+from server.logs import request_id
 from server.web.errors import (
     STATUS_CODES,
     AppError,
@@ -96,5 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Answered outside the Observability middleware: the request id is added here.
+        rid = request_id.get()
         return render_error(request, 500, "internal",
-                            "Something went wrong on our side; it has been logged.")
+                            "Something went wrong on our side; it has been logged.",
+                            {"X-Request-ID": rid} if rid else None)

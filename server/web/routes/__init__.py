@@ -18,12 +18,14 @@ from server.web.routes import (
     feedback,
     health,
     login,
+    metrics,
     pages,
     review,
     stats,
 )
 
-ROUTE_MODULES = (health, chat, entries, demos, feedback, pages, review, login, admin, stats, docs)
+ROUTE_MODULES = (health, chat, entries, demos, feedback, pages, review, login, admin, stats, docs,
+                 metrics)
 
 
 def include_routers(app: FastAPI) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -41,7 +43,9 @@ async def chat(
     """Answer a question from the knowledge base, or route it to the TAs."""
     check_message(body.message, services.settings.max_message_chars)
     check_rate(request, "chat")
+    started = time.perf_counter()
     reply = await services.answering(answer, services, body.message, client, body.session_id)
+    services.metrics.observe_chat(reply["answered"], time.perf_counter() - started)
     # Built from typed parts by answer(), so it skips a second validation on the way out.
     return JSONResponse(reply)
 

@@ -105,6 +105,7 @@ class _Run:
         """Cache a successful result for the entry's page and log the run for the stats."""
         ran_on = str(result.get("device") or self.device)
         self.services.demo_cache.put(self.code_hash, ran_on, result)
+        self.services.metrics.observe_demo_run(str(result.get("status")), ran_on)
         await run_in_threadpool(self.services.store.record_demo_run, self.entry_id,
                                 str(result.get("status")), device=ran_on,
                                 duration_ms=int(result.get("duration_ms") or 0))
