@@ -174,6 +174,9 @@ class FakeRunner:
     def warm_workers(self) -> dict[str, int]:
         return {"cpu": 2, "cuda": 0}
 
+    def has_free_runner(self, device: str = "auto") -> bool:
+        return True
+
     def close(self) -> None:
         pass
 
