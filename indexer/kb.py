@@ -274,7 +274,7 @@ class KnowledgeBase:
         return kb
 
     def _check_demo(self, entry: Entry, rel: str, doc: Any) -> list[Problem]:
-        if entry.demo and not (self.project_dir / entry.demo).is_file():
+        if entry.demo and not _is_file(self.project_dir / entry.demo):
             return [
                 Problem(
                     rel,
@@ -478,6 +478,14 @@ class KnowledgeBase:
 
 def _without(entries: Mapping[str, Entry], entry_id: str) -> dict[str, Entry]:
     return {k: v for k, v in entries.items() if k != entry_id}
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False for a path no file can have (too long a name, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _fsync_dir(directory: Path) -> None:

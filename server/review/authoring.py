@@ -51,9 +51,13 @@ class EntryEditor:
     def read_demo(self, demo: str) -> str:
         """The code of a demo file inside the project; KnowledgeBaseError when it is not one."""
         root = self.kb.project_dir.resolve()
-        path = (root / demo).resolve()
-        if demo.startswith("/") or not path.is_relative_to(root) or path.suffix != ".py" \
-                or not path.is_file():
+        try:
+            path = (root / demo).resolve()
+            is_demo = not demo.startswith("/") and path.is_relative_to(root) \
+                and path.suffix == ".py" and path.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+            is_demo = False
+        if not is_demo:
             raise KnowledgeBaseError([Problem(demo, None, "demo",
                                               "is not a demo file of this project: pick one "
                                               "from demos/")])

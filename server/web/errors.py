@@ -6,8 +6,11 @@ server/web/error_handlers.py renders the same errors as HTML pages for browsers.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxError
 
@@ -87,6 +90,54 @@ STATUS_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+class ErrorDetail(BaseModel):
+    """One error: a code for scripts, a message for people."""
+
+    code: str = Field(description="A stable code for scripts, e.g. `not_found`, "
+                                  "`malformed_json`, `invalid_entry`, `device_unavailable`.")
+    message: str = Field(description="What went wrong, for people.")
+    fields: dict[str, str] | None = Field(
+        None, description="`invalid_entry` only: the first problem with each field.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every API error."""
+
+    error: ErrorDetail
+
+
+# The error responses routes declare in the OpenAPI schema (`responses=error_responses(...)`),
+# all with the one error body; the fuzz test (tests/web/test_fuzz.py) checks that every
+# error a route answers is declared.
+ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "The body is not valid JSON, or the action does not apply.",
+        401: "No valid login or bearer token.",
+        403: "The user's role may not do this, or the CSRF token is missing.",
+        404: "Not found: no such published entry, demo or review item.",
+        409: "In conflict with the current state, e.g. a review item already closed.",
+        413: "The body or the message is over the limit.",
+        422: "The request is invalid (for an entry, `invalid_entry` with `fields`).",
+        429: "Over the client's rate limit: retry after `Retry-After` seconds.",
+        503: "Demo runs are not available, or every runner is busy (with `Retry-After`).",
+    }.items()
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                               "schema": {"type": "integer", "minimum": 1}}}
+ERROR_RESPONSES[429]["headers"] = RETRY_AFTER
+ERROR_RESPONSES[503]["headers"] = RETRY_AFTER
+# Any route that reads a body: malformed JSON, over the size limit, failing validation.
+BODY_ERRORS = (400, 413, 422)
+# Routes for staff: not logged in, or not allowed.
+STAFF_ERRORS = (401, 403)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` for these error statuses (see ERROR_RESPONSES)."""
+    return {status: ERROR_RESPONSES[status] for status in sorted(set(statuses))}
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:

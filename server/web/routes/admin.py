@@ -18,7 +18,15 @@ from server.sandbox.errors import SandboxError
 from server.services import Services
 from server.web.auth import InstructorUser, TAUser, require_page_user
 from server.web.deps import ServicesDep
-from server.web.errors import NotFound, ServiceUnavailable, Unprocessable, sandbox_refusal
+from server.web.errors import (
+    BODY_ERRORS,
+    STAFF_ERRORS,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+    error_responses,
+    sandbox_refusal,
+)
 from server.web.markdown import render_markdown
 from server.web.staff_pages import staff_page
 
@@ -112,7 +120,7 @@ class PreviewRequest(BaseModel):
     markdown: str = Field("", max_length=50_000)
 
 
-@router.post("/api/admin/preview")
+@router.post("/api/admin/preview", responses=error_responses(*STAFF_ERRORS, *BODY_ERRORS))
 def preview(body: PreviewRequest, user: TAUser) -> dict[str, str]:
     """The sanitized HTML of an answer, for the live preview."""
     return {"html": render_markdown(body.markdown)}
@@ -125,7 +133,8 @@ class DemoTestRequest(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-@router.post("/api/admin/demo/test")
+@router.post("/api/admin/demo/test",
+             responses=error_responses(*STAFF_ERRORS, *BODY_ERRORS, 503))
 async def test_demo(body: DemoTestRequest, services: ServicesDep,
                     user: InstructorUser) -> dict[str, Any]:
     """Run a demo file in the sandbox, as the "test demo" button does."""

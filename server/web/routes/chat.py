@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from server.services import Services
 from server.web.deps import ClientDep, ServicesDep
+from server.web.errors import BODY_ERRORS, error_responses
 from server.web.messages import check_message
 from server.web.presenters import entry_to_json
 from server.web.ratelimit import check_rate
@@ -19,7 +20,8 @@ router = APIRouter(prefix="/api", tags=["chat"])
 
 class ChatRequest(BaseModel):
     message: str = Field(description="The student's question.")
-    session_id: str | None = Field(None, max_length=100)
+    # printable ASCII: the chat page sends a UUID
+    session_id: str | None = Field(None, max_length=100, pattern=r"^[ -~]*$")
 
 
 class Suggestion(BaseModel):
@@ -36,7 +38,8 @@ class ChatResponse(BaseModel):
     review_id: str | None
 
 
-@router.post("/chat", response_model=ChatResponse)
+@router.post("/chat", response_model=ChatResponse,
+             responses=error_responses(*BODY_ERRORS, 429))
 async def chat(
     body: ChatRequest, request: Request, services: ServicesDep, client: ClientDep
 ) -> JSONResponse:

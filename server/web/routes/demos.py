@@ -21,7 +21,14 @@ from starlette.concurrency import run_in_threadpool
 from server.sandbox.errors import SandboxError
 from server.services import Services
 from server.web.deps import ServicesDep
-from server.web.errors import AppError, NotFound, ServiceUnavailable, sandbox_refusal
+from server.web.errors import (
+    BODY_ERRORS,
+    AppError,
+    NotFound,
+    ServiceUnavailable,
+    error_responses,
+    sandbox_refusal,
+)
 from server.web.presenters import published_entry
 from server.web.ratelimit import DemoRateLimit
 
@@ -133,7 +140,8 @@ def _failed(device: str, message: str) -> dict[str, Any]:
             "images": [], "device": device if device != "auto" else "cpu", "duration_ms": 0}
 
 
-@router.post("/api/entries/{entry_id}/demo/run")
+@router.post("/api/entries/{entry_id}/demo/run",
+             responses=error_responses(*BODY_ERRORS, 404, 429, 503))
 async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                    body: DemoRunRequest | None = None) -> dict[str, Any]:
     """Run the entry's demo live in the sandbox and return everything it produced."""
@@ -198,7 +206,13 @@ async def _relay(run: _Run, first: Any) -> AsyncIterator[str]:
     await run.remember(failed)
 
 
-@router.get("/api/entries/{entry_id}/demo/stream")
+@router.get(
+    "/api/entries/{entry_id}/demo/stream",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Server-Sent Events: `stdout`, `stderr`, `image`, then `done`.",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+               **error_responses(404, 422, 429, 503)},
+)
 async def stream_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                       device: Device = Query("auto")) -> StreamingResponse:
     """Run the entry's demo and stream `stdout`, `stderr`, `image` and `done` events."""

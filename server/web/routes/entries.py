@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from server.web.deps import KBDep, ServicesDep
+from server.web.errors import error_responses
 from server.web.presenters import entry_to_json, published_entry
 
 router = APIRouter(tags=["entries"])
@@ -22,7 +23,7 @@ def list_entries(kb: KBDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/api/entries/{entry_id}")
+@router.get("/api/entries/{entry_id}", responses=error_responses(404, 422))
 def get_entry(entry_id: str, services: ServicesDep) -> dict[str, Any]:
     """One published entry, with its answer rendered and its demo's last cached run."""
     return entry_to_json(services, published_entry(services, entry_id))

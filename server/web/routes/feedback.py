@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from server.web.deps import ClientDep, ServicesDep
+from server.web.errors import BODY_ERRORS, error_responses
 from server.web.messages import check_message
 from server.web.presenters import published_entry
 from server.web.ratelimit import check_rate
@@ -26,7 +27,7 @@ class FeedbackRequest(BaseModel):
     helpful: bool
 
 
-@router.post("/api/feedback")
+@router.post("/api/feedback", responses=error_responses(*BODY_ERRORS, 404, 429))
 async def post_feedback(body: FeedbackRequest, request: Request, services: ServicesDep,
                         client: ClientDep) -> dict[str, Any]:
     """Record whether an answer helped; a "not helpful" question joins the review queue.

@@ -21,11 +21,21 @@ from server.review.queue import (
 from server.store import ReviewItemNotFound
 from server.web.auth import TAUser, describe, require_page_user
 from server.web.deps import ServicesDep
-from server.web.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.web.errors import (
+    BODY_ERRORS,
+    STAFF_ERRORS,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    error_responses,
+)
 from server.web.presenters import invalid_entry
 from server.web.staff_pages import staff_page
 
 router = APIRouter(tags=["review"])
+# link, draft and dismiss: the item may be unknown (404) or already closed (409)
+ACTION_ERRORS = error_responses(*STAFF_ERRORS, *BODY_ERRORS, 404, 409)
 T = TypeVar("T")
 
 
@@ -77,7 +87,7 @@ def _act(fn: Callable[[], T]) -> T:
         return fn()
 
 
-@router.get("/api/review")
+@router.get("/api/review", responses=error_responses(*STAFF_ERRORS))
 def list_review(services: ServicesDep, user: TAUser) -> dict[str, Any]:
     """Open questions in near-duplicate groups, most asked and most recent first."""
     groups = _act(lambda: services.review_queue.groups())
@@ -85,7 +95,7 @@ def list_review(services: ServicesDep, user: TAUser) -> dict[str, Any]:
             "open": sum(g.count for g in groups), "user": describe(user)}
 
 
-@router.get("/api/review/{review_id}")
+@router.get("/api/review/{review_id}", responses=error_responses(*STAFF_ERRORS, 404, 422))
 def get_review_item(review_id: str, services: ServicesDep, user: TAUser) -> dict[str, Any]:
     """One open item, its group and the fields to prefill a draft with."""
     q = services.review_queue
@@ -99,7 +109,7 @@ def get_review_item(review_id: str, services: ServicesDep, user: TAUser) -> dict
     return _act(load)
 
 
-@router.post("/api/review/{review_id}/link")
+@router.post("/api/review/{review_id}/link", responses=ACTION_ERRORS)
 def link_review_item(review_id: str, body: LinkRequest, services: ServicesDep,
                      user: TAUser) -> dict[str, Any]:
     """Add the question (or its group) to an entry's alternate phrasings and reindex it."""
@@ -108,7 +118,7 @@ def link_review_item(review_id: str, body: LinkRequest, services: ServicesDep,
     return result.to_dict()
 
 
-@router.post("/api/review/{review_id}/draft", response_model=None)
+@router.post("/api/review/{review_id}/draft", response_model=None, responses=ACTION_ERRORS)
 def draft_review_item(review_id: str, body: DraftRequest, services: ServicesDep,
                       user: TAUser) -> dict[str, Any] | Response:
     """Save a new entry drafted from the question (instructors may publish it at once)."""
@@ -121,7 +131,7 @@ def draft_review_item(review_id: str, body: DraftRequest, services: ServicesDep,
                       "alternate_questions": saved.alternate_questions}}
 
 
-@router.post("/api/review/{review_id}/dismiss")
+@router.post("/api/review/{review_id}/dismiss", responses=ACTION_ERRORS)
 def dismiss_review_item(review_id: str, body: DismissRequest, services: ServicesDep,
                         user: TAUser) -> dict[str, Any]:
     """Close the question (or its group) with a reason; the KB is not changed."""

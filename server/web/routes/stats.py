@@ -11,12 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from server.review.stats import collect_stats
 from server.web.auth import TAUser, require_page_user
 from server.web.deps import ServicesDep
+from server.web.errors import STAFF_ERRORS, error_responses
 from server.web.staff_pages import staff_page
 
 router = APIRouter(tags=["admin"])
 
 
-@router.get("/api/admin/stats")
+@router.get("/api/admin/stats", responses=error_responses(*STAFF_ERRORS))
 def stats_json(services: ServicesDep, user: TAUser) -> dict[str, Any]:
     """Questions per day, share answered, top unanswered groups, most-used entries, rates."""
     return collect_stats(services.store, services.kb, services.review_queue)
