@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxError
 
@@ -74,6 +75,10 @@ class ServiceUnavailable(AppError):
     status, code = 503, "unavailable"
 
 
+class PreconditionRequired(AppError):
+    status, code = 428, "precondition_required"
+
+
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -84,6 +89,7 @@ STATUS_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    428: "precondition_required",
     429: "rate_limited",
     503: "unavailable",
 }
@@ -128,3 +134,19 @@ def sandbox_refusal(e: SandboxError) -> AppError:
     if isinstance(e, DeviceUnavailable):
         return DeviceUnavailableError(str(e) or "That device is not available here.")
     return ServiceUnavailable(f"Demo runs are not available: {e}")
+
+
+# --- the error shape, for the OpenAPI schema (`responses=` of the routes) ------------------
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code for scripts and a message for people."""
+
+    code: str = Field(examples=["not_found"])
+    message: str
+    fields: dict[str, str] | None = Field(
+        None, description="invalid_entry only: the problem of each field, by field name.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every API error."""
+
+    error: ErrorDetail
