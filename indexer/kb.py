@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -382,9 +382,17 @@ class KnowledgeBase:
             self._swap({**self.entries, entry_id: entry})
             return entry
 
-    def save_entry(self, entry: Entry, *, create: bool = False) -> Entry:
-        """Write an entry to kb/<id>.yaml, keeping the comments of an existing file."""
+    def save_entry(self, entry: Entry, *, create: bool = False,
+                   check: Callable[[Entry | None], None] | None = None) -> Entry:
+        """Write an entry to kb/<id>.yaml, keeping the comments of an existing file.
+
+        `check`, if given, is called under the writer lock with the entry as it is now
+        (None when there is none) before anything is written; what it raises aborts the
+        save (optimistic concurrency: "only if it is still the version I read").
+        """
         with self._locked():
+            if check is not None:
+                check(self.entries.get(entry.id))
             path = self.path_of(entry.id)
             rel = self.display(path)
             if create and path.exists():
@@ -450,13 +458,17 @@ class KnowledgeBase:
             self._swap({**self.entries, entry_id: entry})
             return entry
 
-    def delete_entry(self, entry_id: str) -> Entry | None:
+    def delete_entry(self, entry_id: str, *,
+                     check: Callable[[Entry | None], None] | None = None) -> Entry | None:
         """Delete kb/<id>.yaml and forget the entry; return what was in memory.
 
         The file goes with one unlink (atomic: readers of the folder see it or not), and
         the entry leaves memory in the same locked step. EntryNotFound if neither exists.
+        `check` as in save_entry.
         """
         with self._locked():
+            if check is not None:
+                check(self.entries.get(entry_id))
             path = self.path_of(entry_id)
             if not path.exists() and entry_id not in self.entries:
                 raise EntryNotFound(entry_id)

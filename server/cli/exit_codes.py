@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     INVALID_KB = 3
     UNAVAILABLE = 4
+    NOT_EMPTY = 5
     TIMEOUT = 124
     KILLED = 137
 
@@ -24,6 +25,7 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.INVALID_KB: "invalid knowledge base",
     ExitCode.UNAVAILABLE: "the model or the sandbox cannot run here, "
     "or the session key is unusable",
+    ExitCode.NOT_EMPTY: "`askta restore`: the data dir, the KB folder or the database is not empty",
     ExitCode.TIMEOUT: "`askta sandbox run`: the demo ran past its time limit",
     ExitCode.KILLED: "`askta sandbox run`: the sandbox killed the demo (memory, output)",
 }

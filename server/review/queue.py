@@ -384,6 +384,7 @@ def validate_entry_fields(fields: dict[str, Any]) -> Entry:
     buf = io.StringIO()
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
+    yaml.width = 1 << 30  # never fold: a fold right after an escaped backslash loses it
     try:
         yaml.dump(data, buf)
     except Exception as e:  # a value YAML cannot hold is a bad field, not a crash

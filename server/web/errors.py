@@ -77,6 +77,10 @@ class ServiceUnavailable(AppError):
     status, code = 503, "unavailable"
 
 
+class PreconditionRequired(AppError):
+    status, code = 428, "precondition_required"
+
+
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -87,6 +91,7 @@ STATUS_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    428: "precondition_required",
     429: "rate_limited",
     503: "unavailable",
 }
@@ -121,6 +126,7 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
         409: "In conflict with the current state, e.g. a review item already closed.",
         413: "The body or the message is over the limit.",
         422: "The request is invalid (for an entry, `invalid_entry` with `fields`).",
+        428: "A change to an existing entry needs `If-Match` with its ETag.",
         429: "Over the client's rate limit: retry after `Retry-After` seconds.",
         503: "Demo runs are not available, or every runner is busy (with `Retry-After`).",
     }.items()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from indexer.kb import EntryNotFound, KnowledgeBaseError
 from indexer.schema import Entry
+from server.review.authoring import entry_version
 from server.services import Services
 from server.web.errors import NotFound, error_body
 from server.web.markdown import render_markdown
@@ -75,3 +77,31 @@ def invalid_entry(e: KnowledgeBaseError) -> JSONResponse:
         key = (p.field or "entry").split("[")[0]
         body["error"]["fields"].setdefault(key, p.message)
     return JSONResponse(body, status_code=422)
+
+
+# --- an entry's source, for instructors' scripts (ETag / If-Match) ------------------------
+class EntrySource(BaseModel):
+    """An entry's fields as they are saved in kb/<id>.yaml, whatever its status, and its
+    version: `etag` is the value of the ETag header, to send back in If-Match."""
+
+    id: str
+    question: str
+    alternate_questions: list[str]
+    answer: str
+    tags: list[str]
+    demo: str | None
+    status: str = Field(examples=["published"])
+    etag: str = Field(examples=['"3f2a9c0e5b1d4e7fa8c6b2d0e9f1a3c4"'])
+
+
+def etag(entry: Entry) -> str:
+    """The entry's strong ETag: its version (a hash of every field), quoted."""
+    return f'"{entry_version(entry)}"'
+
+
+def entry_source(entry: Entry) -> dict[str, Any]:
+    """An entry as `EntrySource`: every field, and its ETag."""
+    return {"id": entry.id, "question": entry.question,
+            "alternate_questions": list(entry.alternate_questions), "answer": entry.answer,
+            "tags": list(entry.tags), "demo": entry.demo, "status": entry.status.value,
+            "etag": etag(entry)}

@@ -65,6 +65,24 @@ def entry_after_a_run(page: Page) -> None:
                                                            timeout=TIMEOUT_MS)
 
 
+def admin_conflict(page: Page) -> None:
+    """The editor after Save found that someone else saved the entry meanwhile."""
+    log_in(page, "/admin/entries/why-not-deeper")
+    page.evaluate("""async () => {
+      const csrf = document.querySelector('meta[name="csrf-token"]').content;
+      const entry = await (await fetch('/api/admin/entries/why-not-deeper')).json();
+      entry.answer += '\\nEdited meanwhile.';
+      const r = await fetch('/api/entries/why-not-deeper', {method: 'PUT', body:
+        JSON.stringify(entry), headers: {'Content-Type': 'application/json',
+        'If-Match': entry.etag, 'X-CSRF-Token': csrf}});
+      if (r.status !== 200) throw new Error('PUT answered ' + r.status);
+    }""")
+    page.fill("#f-answer", "My version of the answer.")
+    page.click("#save-entry")
+    page.locator("#conflict").wait_for()
+    page.locator("#conflict summary").click()
+
+
 PAGES: dict[str, Callable[[Page], None]] = {
     "chat with an answer": chat_answered,
     "chat with a not-yet reply": chat_not_yet,
@@ -76,6 +94,7 @@ PAGES: dict[str, Callable[[Page], None]] = {
                                p.locator(".review-group").first.wait_for()) and None,
     "admin list": lambda p: log_in(p, "/admin"),
     "admin editor": lambda p: log_in(p, "/admin/entries/why-nonlinearities"),
+    "admin editor with a conflict": admin_conflict,
     "stats": lambda p: log_in(p, "/admin/stats"),
 }
 

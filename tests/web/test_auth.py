@@ -35,7 +35,13 @@ PROTECTED = [
     ("POST", "/admin/entries/new", "instructor"),
     ("GET", "/admin/entries/{entry_id}", "instructor"),
     ("POST", "/admin/entries/{entry_id}", "instructor"),
+    ("GET", "/api/admin/entries", "instructor"),
+    ("GET", "/api/admin/entries/{entry_id}", "instructor"),
+    ("PUT", "/api/entries/{entry_id}", "instructor"),
+    ("DELETE", "/api/entries/{entry_id}", "instructor"),
 ]
+# Writes to /api/entries are staff routes too (reading published entries is public).
+STAFF_WRITES = {("PUT", "/api/entries/{entry_id}"), ("DELETE", "/api/entries/{entry_id}")}
 BODIES = {
     "/api/review/{review_id}/link": {"entry_id": "why-nonlinearities"},
     "/api/review/{review_id}/draft": {"id": "x-y", "question": "What?"},
@@ -54,6 +60,10 @@ def _call(client: TestClient, method: str, path: str, review_id: str,
     url = _url(path, review_id)
     if method == "GET":
         return client.get(url, headers=headers).status_code
+    if method == "PUT":
+        return client.put(url, json={"question": "x"}, headers=headers).status_code
+    if method == "DELETE":
+        return client.delete(url, headers=headers).status_code
     if path.startswith("/admin"):
         return client.post(url, data={"question": "x"}, headers=headers).status_code
     return client.post(url, json=BODIES[path], headers=headers).status_code
@@ -125,6 +135,8 @@ def test_every_staff_route_is_covered(client: TestClient) -> None:
         (m, r.path) for r in _api_routes(client.app.routes)  # type: ignore[attr-defined]
         for m in r.methods
         if r.path.startswith(("/api/review", "/api/admin", "/admin", "/review"))
+        or (m, r.path) in STAFF_WRITES or (r.path.startswith("/api/entries")
+                                           and m not in ("GET", "HEAD", "POST"))
     }
     assert staff_routes == {(m, p) for m, p, _ in PROTECTED}
 

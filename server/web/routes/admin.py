@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from indexer.kb import EntryNotFound, KnowledgeBaseError
-from indexer.schema import Status
+from indexer.schema import Entry, Status
 from server.accounts import StaffUser
+from server.review.authoring import VersionConflict, entry_version
 from server.sandbox.errors import SandboxError
 from server.services import Services
 from server.web.auth import InstructorUser, TAUser, require_page_user
@@ -21,6 +22,7 @@ from server.web.deps import ServicesDep
 from server.web.errors import (
     BODY_ERRORS,
     STAFF_ERRORS,
+    ErrorBody,
     NotFound,
     ServiceUnavailable,
     Unprocessable,
@@ -28,6 +30,7 @@ from server.web.errors import (
     sandbox_refusal,
 )
 from server.web.markdown import render_markdown
+from server.web.presenters import EntrySource, entry_source, etag
 from server.web.staff_pages import staff_page
 
 ENTRY_FIELDS = ("id", "question", "alternate_questions", "answer", "tags", "demo", "status")
@@ -68,11 +71,9 @@ async def edit_entry_form(request: Request, entry_id: str, services: ServicesDep
         e = services.kb.get(entry_id)
     except EntryNotFound:
         raise NotFound(f"There is no entry {entry_id!r}.") from None
-    values = {"id": e.id, "question": e.question,
-              "alternate_questions": "\n".join(e.alternate_questions), "answer": e.answer,
-              "tags": ", ".join(e.tags), "demo": e.demo or "", "status": e.status.value}
-    return _entry_form(request, services, user, values, {}, create=False,
-                       saved=request.query_params.get("saved") == "1")
+    return _entry_form(request, services, user, _form_values(e), {}, create=False,
+                       saved=request.query_params.get("saved") == "1",
+                       version=entry_version(e))
 
 
 @router.post("/admin/entries/{entry_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -86,32 +87,78 @@ async def _save_from_form(request: Request, services: Services,
     user = await require_page_user(request, "instructor")
     form = await request.form()
     values = {k: str(form.get(k, "")) for k in ENTRY_FIELDS}
+    # The version the form was loaded at: a save over someone else's is refused (409).
+    version = str(form.get("version", "")) or None
     if entry_id is not None:
         values["id"] = entry_id
     try:
         saved = await run_in_threadpool(services.editor.save, values, by=user.name,
-                                        entry_id=entry_id)
+                                        entry_id=entry_id,
+                                        if_match=version if entry_id is not None else None)
     except EntryNotFound:
         raise NotFound(f"There is no entry {entry_id!r}.") from None
+    except VersionConflict as e:
+        # Nothing typed is lost: the form comes back with the user's text, their version
+        # to compare with, and the current version in the hidden field, so that Save
+        # again replaces it knowingly.
+        theirs = _form_values(e.current) if e.current is not None else None
+        return _entry_form(request, services, user, values, {}, create=False,
+                           status_code=409, conflict={"current": theirs},
+                           version=entry_version(e.current) if e.current else version)
     except KnowledgeBaseError as e:
         errors: dict[str, str] = {}
         for p in e.problems:
             errors.setdefault((p.field or "entry").split("[")[0], p.message)
         return _entry_form(request, services, user, values, errors, create=entry_id is None,
-                           status_code=422)
+                           status_code=422, version=version)
     return RedirectResponse(f"/admin/entries/{quote(saved.id)}?saved=1", status_code=303)
+
+
+def _form_values(e: Entry) -> dict[str, str]:
+    """An entry's fields as the form shows them."""
+    return {"id": e.id, "question": e.question,
+            "alternate_questions": "\n".join(e.alternate_questions), "answer": e.answer,
+            "tags": ", ".join(e.tags), "demo": e.demo or "", "status": e.status.value}
 
 
 def _entry_form(request: Request, services: Services, user: StaffUser, values: dict[str, str],
                 errors: dict[str, str], *, create: bool, saved: bool = False,
-                status_code: int = 200) -> HTMLResponse:
+                status_code: int = 200, version: str | None = None,
+                conflict: dict[str, Any] | None = None) -> HTMLResponse:
     return staff_page(request, "admin_entry.html", user, {
         "values": values, "errors": errors, "create": create, "saved": saved,
+        "version": version or "", "conflict": conflict,
         "demos": services.editor.demo_files(), "statuses": [s.value for s in Status],
         "preview_html": render_markdown(values.get("answer", "")),
         "can_run": services.sandbox is not None, "sandbox_error": services.sandbox_error,
         "nav": "admin", "title": "New entry" if create else f"Edit {values.get('id')}",
     }, status_code)
+
+
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No login session or bearer token."},
+    403: {"model": ErrorBody, "description": "Not an instructor."},
+}
+
+
+@router.get("/api/admin/entries", responses=ADMIN_ERRORS)
+def list_entry_sources(services: ServicesDep, user: InstructorUser) -> list[EntrySource]:
+    """Every entry, whatever its status, with all its fields and its ETag (instructors)."""
+    entries = services.kb.entries
+    return [EntrySource(**entry_source(entries[k])) for k in sorted(entries)]
+
+
+@router.get("/api/admin/entries/{entry_id}", response_model=EntrySource,
+            responses={**ADMIN_ERRORS, 404: {"model": ErrorBody,
+                                            "description": "No such entry."}})
+def get_entry_source(entry_id: str, services: ServicesDep, user: InstructorUser,
+                     response: Response) -> dict[str, Any]:
+    """One entry, whatever its status, with all its fields (instructors); the ETag header
+    (also `etag` in the body) is its version, for If-Match on PUT / DELETE
+    /api/entries/{id}."""
+    entry = services.kb.get(entry_id)  # EntryNotFound: 404
+    response.headers["ETag"] = etag(entry)
+    return entry_source(entry)
 
 
 class PreviewRequest(BaseModel):
