@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from server.cli.history import kb_group
 from server.cli.importer import import_command
 from server.cli.kb import ask, check, evaluate_cmd, index, schema
 from server.cli.sandbox import sandbox_group
@@ -57,7 +58,7 @@ def cli(
 
 
 for command in (serve, index, ask, evaluate_cmd, check, schema, sandbox_group, import_command,
-                user_group):
+                user_group, kb_group):
     cli.add_command(command)
 
 

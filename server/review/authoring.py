@@ -8,6 +8,8 @@ from typing import Any
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem
 from indexer.schema import Entry, Status
 from indexer.search import Searcher
+from server.history import History
+from server.history.messages import save_message
 from server.review.queue import validate_entry_fields
 from server.store import Store
 
@@ -15,19 +17,25 @@ from server.store import Store
 class EntryEditor:
     """Create and edit entries on behalf of an instructor."""
 
-    def __init__(self, kb: KnowledgeBase, searcher: Searcher, store: Store):
+    def __init__(self, kb: KnowledgeBase, searcher: Searcher, store: Store, *,
+                 history: History | None = None):
         self.kb, self.searcher, self.store = kb, searcher, store
+        self.history = history or History()  # each save one commit by the instructor
 
-    def save(self, fields: dict[str, Any], *, by: str, entry_id: str | None = None) -> Entry:
-        """Create an entry (entry_id None) or replace one; it is answerable at once if published."""
+    def save(self, fields: dict[str, Any], *, by: str, entry_id: str | None = None,
+             message: str | None = None) -> Entry:
+        """Create an entry (entry_id None) or replace one; it is answerable at once if published.
+
+        The commit says `message`, or what happened (create, publish, edit).
+        """
         entry = validate_entry_fields(fields)
         if entry_id is not None and entry.id != entry_id:
             raise KnowledgeBaseError([Problem(f"kb/{entry_id}.yaml", None, "id",
                                               "cannot change: ids are stable (links and "
                                               "bookmarks use them); create a new entry instead")])
-        if entry_id is not None:
-            self.kb.get(entry_id)
-        saved = self.kb.save_entry(entry, create=entry_id is None)
+        before = self.kb.get(entry_id) if entry_id is not None else None
+        with self.history.change(by, message or save_message(before, entry)):
+            saved = self.kb.save_entry(entry, create=entry_id is None)
         self.searcher.upsert(saved)
         self.store.audit(by, "entry_create" if entry_id is None else "entry_update", saved.id,
                          {"status": saved.status.value})

@@ -35,6 +35,8 @@ PROTECTED = [
     ("POST", "/admin/entries/new", "instructor"),
     ("GET", "/admin/entries/{entry_id}", "instructor"),
     ("POST", "/admin/entries/{entry_id}", "instructor"),
+    ("GET", "/admin/entries/{entry_id}/history", "instructor"),
+    ("POST", "/admin/entries/{entry_id}/history/{sha}/revert", "instructor"),
 ]
 BODIES = {
     "/api/review/{review_id}/link": {"entry_id": "why-nonlinearities"},
@@ -46,7 +48,8 @@ BODIES = {
 
 
 def _url(path: str, review_id: str) -> str:
-    return path.replace("{review_id}", review_id).replace("{entry_id}", "why-nonlinearities")
+    return path.replace("{review_id}", review_id).replace("{entry_id}", "why-nonlinearities") \
+        .replace("{sha}", "0" * 40)
 
 
 def _call(client: TestClient, method: str, path: str, review_id: str,

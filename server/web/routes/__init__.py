@@ -17,13 +17,15 @@ from server.web.routes import (
     entries,
     feedback,
     health,
+    history,
     login,
     pages,
     review,
     stats,
 )
 
-ROUTE_MODULES = (health, chat, entries, demos, feedback, pages, review, login, admin, stats, docs)
+ROUTE_MODULES = (health, chat, entries, demos, feedback, pages, review, login, admin, history,
+                 stats, docs)
 
 
 def include_routers(app: FastAPI) -> None:
