@@ -37,6 +37,10 @@ from indexer.schema import Entry, Status
 FIELDS = list(Entry.model_fields)
 _thread_lock = threading.Lock()
 
+# Told of each file a write changed, under the writer lock: its path and new text (None when
+# the file was deleted). server/history commits them to git.
+ChangeHook = Callable[[Path, "str | None"], None]
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -200,6 +204,7 @@ class KnowledgeBase:
     kb_dir: Path
     project_dir: Path
     entries: Mapping[str, Entry] = field(default_factory=lambda: MappingProxyType({}))
+    change_hooks: list[ChangeHook] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._swap(dict(self.entries))  # a private copy, whatever the caller passed
@@ -345,6 +350,10 @@ class KnowledgeBase:
                 os.unlink(tmp)
             raise
 
+    def _changed(self, path: Path, text: str | None) -> None:
+        for hook in self.change_hooks:
+            hook(path, text)
+
     def add_alternate(self, entry_id: str, question: str) -> Entry:
         """Append a phrasing to an entry's file (comments and layout kept); return the new entry."""
         question = question.strip()
@@ -379,6 +388,7 @@ class KnowledgeBase:
             text = _dump(doc)
             entry = parse_entry(text, self.display(path), entry_id)[0]
             self._write_atomic(path, text)
+            self._changed(path, text)
             self._swap({**self.entries, entry_id: entry})
             return entry
 
@@ -443,6 +453,7 @@ class KnowledgeBase:
             text = _dump(doc)
             saved = parse_entry(text, rel, entry.id)[0]
             self._write_atomic(path, text)
+            self._changed(path, text)
             self._swap({**self.entries, entry.id: saved})
             return saved
 
@@ -474,6 +485,7 @@ class KnowledgeBase:
                 raise EntryNotFound(entry_id)
             path.unlink(missing_ok=True)
             _fsync_dir(self.kb_dir)
+            self._changed(path, None)
             old = self.entries.get(entry_id)
             self._swap(_without(self.entries, entry_id))
             return old

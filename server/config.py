@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     margin_threshold: float | None = Field(
         None, description="Override the calibrated margin threshold (indexer/search.py)."
     )
+    kb_git: Literal["auto", "off"] = Field(
+        "auto",
+        description="History of kb/ in git: 'auto' commits every staff change (author and "
+        "message), in the repository kb/ is in, or one created in kb/ on the first start; "
+        "'off' keeps no history.",
+    )
+    kb_git_email_domain: str = Field(
+        "askta.invalid", description="Commit authors are 'NAME <name@DOMAIN>'."
+    )
     max_message_chars: int = 1000
     max_body_bytes: int = 64 * 1024
 
@@ -194,6 +203,14 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("kb_git_email_domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        v = v.strip().lower()
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", v):
+            raise ValueError(f"{v!r} is not a domain name: write it like 'askta.invalid'")
+        return v
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -14,6 +14,7 @@ from indexer.kb import KnowledgeBase
 from indexer.search import Searcher
 from server.accounts import Accounts
 from server.config import Settings
+from server.history import History, HistoryError, KbHistory
 from server.retrieval import open_searcher
 from server.review.authoring import EntryEditor
 from server.review.queue import ReviewQueue
@@ -50,6 +51,8 @@ class Services:
     store: Store
     sandbox: SandboxRunner | None = None
     sandbox_error: str | None = None
+    # kb/ as a git working copy: each staff change one commit (History() records nothing).
+    history: History = field(default_factory=History)
     demo_cache: DemoCache = field(init=False)
     review_queue: ReviewQueue = field(init=False)
     editor: EntryEditor = field(init=False)
@@ -66,8 +69,8 @@ class Services:
         s = self.settings
         self.demo_cache = DemoCache(s.data_dir / CACHE_DIR_NAME)
         self.review_queue = ReviewQueue(self.store, self.kb, self.searcher,
-                                        s.review_group_threshold)
-        self.editor = EntryEditor(self.kb, self.searcher, self.store)
+                                        s.review_group_threshold, history=self.history)
+        self.editor = EntryEditor(self.kb, self.searcher, self.store, history=self.history)
         self.accounts = Accounts(self.store)
         self.sessions = Sessions(s)
         self.rate_limits = RateLimits.from_settings(s)
@@ -80,10 +83,15 @@ class Services:
         """Load the KB, the model and the index, open the database, start the sandbox pool."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         kb = KnowledgeBase.load(settings.kb_dir)
-        searcher = open_searcher(settings, kb, embedder)
-        store = Store(settings.db_url)
-        store.migrate()
-        svc = cls(settings=settings, kb=kb, searcher=searcher, store=store)
+        history = start_history(settings, kb)
+        try:
+            searcher = open_searcher(settings, kb, embedder)
+            store = Store(settings.db_url)
+            store.migrate()
+        except BaseException:
+            history.close()
+            raise
+        svc = cls(settings=settings, kb=kb, searcher=searcher, store=store, history=history)
         # Unanswered entries are in the queue from the start, and every open item is filed
         # (embedding, suggestions, group) before the first request reads the queue.
         svc.review_queue.ensure_seed_items()
@@ -113,6 +121,7 @@ class Services:
     def close(self, grace_s: float = 0.0) -> None:
         """Wait up to `grace_s` for demo runs still going, stop the pool, then close the
         database (which first writes the questions still queued)."""
+        self.history.close()
         if self.sandbox is not None:
             if grace_s > 0 and (self.sandbox.running or self.sandbox.waiting):
                 log.info("waiting up to %g s for %d demo run(s) to finish", grace_s,
@@ -121,3 +130,17 @@ class Services:
                     log.warning("demo runs still going after %g s are stopped", grace_s)
             self.sandbox.close()
         self.store.close()
+
+
+def start_history(settings: Settings, kb: KnowledgeBase) -> History:
+    """kb/'s git history (ASKTA_KB_GIT=auto); if the repository cannot be opened, say why
+    and run without one, as with the sandbox."""
+    if settings.kb_git == "off":
+        return History()
+    try:
+        return KbHistory.start(kb, settings.data_dir / "kb-history",
+                               settings.kb_git_email_domain)
+    except Exception as e:  # a broken or unwritable repository: no history, not no server
+        error = f"kb/ history is off: {e}"
+        log.error("%s", error, exc_info=not isinstance(e, HistoryError | OSError))
+        return History(error)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from server.cli.backup import backup_command, restore_command
+from server.cli.history import kb_group
 from server.cli.importer import import_command
 from server.cli.kb import ask, check, evaluate_cmd, index, schema
 from server.cli.sandbox import sandbox_group
@@ -58,7 +59,7 @@ def cli(
 
 
 for command in (serve, index, ask, evaluate_cmd, check, schema, sandbox_group, import_command,
-                user_group, backup_command, restore_command):
+                user_group, backup_command, restore_command, kb_group):
     cli.add_command(command)
 
 

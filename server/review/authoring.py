@@ -11,6 +11,8 @@ from typing import Any
 from indexer.kb import EntryNotFound, KnowledgeBase, KnowledgeBaseError, Problem
 from indexer.schema import Entry, Status
 from indexer.search import Searcher
+from server.history import History
+from server.history.messages import delete_message, save_message
 from server.review.queue import validate_entry_fields
 from server.store import Store
 
@@ -61,26 +63,32 @@ def _expecting(entry_id: str, if_match: str | None,
 class EntryEditor:
     """Create and edit entries on behalf of an instructor."""
 
-    def __init__(self, kb: KnowledgeBase, searcher: Searcher, store: Store):
+    def __init__(self, kb: KnowledgeBase, searcher: Searcher, store: Store, *,
+                 history: History | None = None):
         self.kb, self.searcher, self.store = kb, searcher, store
+        self.history = history or History()  # each save one commit by the instructor
 
     def save(self, fields: dict[str, Any], *, by: str, entry_id: str | None = None,
-             if_match: str | None = None, if_none_match: bool = False) -> Entry:
+             if_match: str | None = None, if_none_match: bool = False,
+             message: str | None = None) -> Entry:
         """Create an entry (entry_id None) or replace one; it is answerable at once if published.
 
         Optimistic concurrency, checked under the KB's writer lock: with `if_match` (the
         `entry_version` the change is based on, or ANY_VERSION) the entry must still be
         at that version; with `if_none_match` it must not exist. Otherwise VersionConflict.
+        The commit says `message`, or what happened (create, publish, edit).
         """
         entry = validate_entry_fields(fields)
         if entry_id is not None and entry.id != entry_id:
             raise KnowledgeBaseError([Problem(f"kb/{entry_id}.yaml", None, "id",
                                               "cannot change: ids are stable (links and "
                                               "bookmarks use them); create a new entry instead")])
-        if entry_id is not None and if_match is None:
-            self.kb.get(entry_id)
-        saved = self.kb.save_entry(entry, create=entry_id is None,
-                                   check=_expecting(entry.id, if_match, if_none_match))
+        before = self.kb.entries.get(entry_id) if entry_id is not None else None
+        if entry_id is not None and if_match is None and before is None:
+            raise EntryNotFound(entry_id)
+        with self.history.change(by, message or save_message(before, entry)):
+            saved = self.kb.save_entry(entry, create=entry_id is None,
+                                       check=_expecting(entry.id, if_match, if_none_match))
         self.searcher.upsert(saved)
         self.store.audit(by, "entry_create" if entry_id is None else "entry_update", saved.id,
                          {"status": saved.status.value})
@@ -100,7 +108,8 @@ class EntryEditor:
             if check is not None:
                 check(current)
 
-        old = self.kb.delete_entry(entry_id, check=exists_then_check)
+        with self.history.change(by, delete_message(entry_id)):
+            old = self.kb.delete_entry(entry_id, check=exists_then_check)
         self.searcher.remove(entry_id)
         self.store.audit(by, "entry_delete", entry_id,
                          {"status": old.status.value if old else None})

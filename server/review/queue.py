@@ -23,6 +23,8 @@ from ruamel.yaml import YAML
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem, normalize_question, parse_entry
 from indexer.schema import Entry, Status, slugify
 from indexer.search import Searcher
+from server.history import History
+from server.history.messages import draft_message, link_message
 from server.store import ReviewItem, Store
 
 DISMISS_REASONS = ("off-topic", "duplicate", "abuse")
@@ -147,8 +149,9 @@ class ReviewQueue:
     """
 
     def __init__(self, store: Store, kb: KnowledgeBase, searcher: Searcher,
-                 group_threshold: float = 0.75):
+                 group_threshold: float = 0.75, *, history: History | None = None):
         self.store, self.kb, self.searcher = store, kb, searcher
+        self.history = history or History()  # each change to kb/ one commit by the TA
         self.group_threshold = group_threshold
         self._grouping_lock = threading.Lock()  # one saved grouping at a time
 
@@ -290,17 +293,20 @@ class ReviewQueue:
         added: list[str] = []
         skipped: list[dict[str, str]] = []
         entry = target
-        for text in _distinct_texts(items):
-            before = {normalize_question(q) for q in entry.phrasings}
-            if normalize_question(text) in before:
-                skipped.append({"text": text, "reason": f"already a phrasing of {entry_id}"})
-                continue
-            try:
-                entry = self.kb.add_alternate(entry_id, text)
-            except KnowledgeBaseError as e:
-                skipped.append({"text": text, "reason": "; ".join(p.message for p in e.problems)})
-                continue
-            added.append(text)
+        with self.history.change(by) as change:
+            for text in _distinct_texts(items):
+                before = {normalize_question(q) for q in entry.phrasings}
+                if normalize_question(text) in before:
+                    skipped.append({"text": text, "reason": f"already a phrasing of {entry_id}"})
+                    continue
+                try:
+                    entry = self.kb.add_alternate(entry_id, text)
+                except KnowledgeBaseError as e:
+                    skipped.append({"text": text,
+                                    "reason": "; ".join(p.message for p in e.problems)})
+                    continue
+                added.append(text)
+                change.message = link_message(added, entry_id)
         entry = self.kb.get(entry_id)
         if added:
             self.searcher.upsert(entry)
@@ -340,7 +346,8 @@ class ReviewQueue:
         existing = self.kb.entries.get(entry.id)
         updates_seed = existing is not None and existing.status == Status.unanswered and any(
             i.entry_id == entry.id for i in items)
-        saved = self.kb.save_entry(entry, create=not updates_seed)
+        with self.history.change(by, draft_message(entry)):
+            saved = self.kb.save_entry(entry, create=not updates_seed)
         self.searcher.upsert(saved)
         self.store.resolve([i.id for i in items], status="drafted", by=by, action="draft",
                            resolution={"entry_id": saved.id, "status": saved.status.value,
@@ -384,7 +391,9 @@ def validate_entry_fields(fields: dict[str, Any]) -> Entry:
     buf = io.StringIO()
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    yaml.width = 1 << 30  # never fold: a fold right after an escaped backslash loses it
+    # Never fold long lines: ruamel folds a double-quoted line just after an escaped
+    # backslash, and `$\max` came back as `$\ max` (a save changed the answer's text).
+    yaml.width = 1 << 30
     try:
         yaml.dump(data, buf)
     except Exception as e:  # a value YAML cannot hold is a bad field, not a crash

@@ -80,7 +80,10 @@ def git(kb: Path, *args: str) -> str:
 
 
 def commit_all(kb: Path, message: str) -> None:
+    """Commit what the server's own history has not committed already (if anything)."""
     git(kb, "add", "-A")
+    if not git(kb, "status", "--porcelain").strip():
+        return
     git(kb, "-c", "user.name=askta", "-c", "user.email=askta@example.org", "commit", "-qm",
         message)
 

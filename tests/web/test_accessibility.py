@@ -32,6 +32,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
                         secret_key="accessibility-tests-secret-key-32-characters")
     services = Services.start(settings, embedder=real_embedder)
     Accounts(services.store).add("ian", "instructor", "ian-password")
+    # A second version of one entry: its history page has a diff and a Revert button.
+    fields = services.kb.get("mse-vs-outliers").to_yaml_dict()
+    services.editor.save({**fields, "answer": fields["answer"] + "\nOne more line.\n"},
+                         by="ian", entry_id="mse-vs-outliers")
     with serve(settings, services) as url:
         yield url, services
 
@@ -96,6 +100,7 @@ PAGES: dict[str, Callable[[Page], None]] = {
     "admin editor": lambda p: log_in(p, "/admin/entries/why-nonlinearities"),
     "admin editor with a conflict": admin_conflict,
     "stats": lambda p: log_in(p, "/admin/stats"),
+    "entry history": lambda p: log_in(p, "/admin/entries/mse-vs-outliers/history"),
 }
 
 

@@ -39,6 +39,8 @@ PROTECTED = [
     ("GET", "/api/admin/entries/{entry_id}", "instructor"),
     ("PUT", "/api/entries/{entry_id}", "instructor"),
     ("DELETE", "/api/entries/{entry_id}", "instructor"),
+    ("GET", "/admin/entries/{entry_id}/history", "instructor"),
+    ("POST", "/admin/entries/{entry_id}/history/{sha}/revert", "instructor"),
 ]
 # Writes to /api/entries are staff routes too (reading published entries is public).
 STAFF_WRITES = {("PUT", "/api/entries/{entry_id}"), ("DELETE", "/api/entries/{entry_id}")}
@@ -52,7 +54,8 @@ BODIES = {
 
 
 def _url(path: str, review_id: str) -> str:
-    return path.replace("{review_id}", review_id).replace("{entry_id}", "why-nonlinearities")
+    return path.replace("{review_id}", review_id).replace("{entry_id}", "why-nonlinearities") \
+        .replace("{sha}", "0" * 40)
 
 
 def _call(client: TestClient, method: str, path: str, review_id: str,

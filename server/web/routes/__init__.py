@@ -17,6 +17,7 @@ from server.web.routes import (
     entries,
     feedback,
     health,
+    history,
     login,
     metrics,
     pages,
@@ -24,8 +25,8 @@ from server.web.routes import (
     stats,
 )
 
-ROUTE_MODULES = (health, chat, entries, demos, feedback, pages, review, login, admin, stats, docs,
-                 metrics)
+ROUTE_MODULES = (health, chat, entries, demos, feedback, pages, review, login, admin, history,
+                 stats, docs, metrics)
 
 
 def include_routers(app: FastAPI) -> None:
