@@ -32,7 +32,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from indexer.schema import Entry, Status
+from indexer.demos import DemoPathError, resolve_demo
+from indexer.schema import Entry, Status, normalize_line
 
 FIELDS = list(Entry.model_fields)
 _thread_lock = threading.Lock()
@@ -130,10 +131,10 @@ def _explain(err: Mapping[str, Any]) -> str:
     return msg[0].lower() + msg[1:] if msg else msg
 
 
-def parse_entry(text: str, path: str, expected_id: str | None = None) -> tuple[Entry, Any]:
-    """Parse and validate one entry's YAML text; raise KnowledgeBaseError naming the line."""
+def _load_yaml(text: str, path: str) -> Any:
+    """The round-trip document of a file's text; any failure is a KnowledgeBaseError."""
     try:
-        doc = _yaml().load(text)
+        return _yaml().load(text)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -151,6 +152,42 @@ def parse_entry(text: str, path: str, expected_id: str | None = None) -> tuple[E
         ) from None
     except YAMLError as e:
         raise KnowledgeBaseError([Problem(path, None, None, f"is not valid YAML ({e})")]) from None
+    except Exception as e:  # hostile input can fail deeper in ruamel (recursion, odd tags)
+        raise KnowledgeBaseError(
+            [Problem(path, None, None, f"is not valid YAML ({type(e).__name__}: {e})")]
+        ) from None
+
+
+def validate_fields(fields: Mapping[Any, Any], path: str) -> Entry:
+    """An Entry from a file's document (problems name its lines) or from a form's fields
+    (no lines); every failure is a KnowledgeBaseError naming the field."""
+    doc = fields if isinstance(fields, CommentedMap) else None
+    try:
+        return Entry.model_validate(dict(fields))
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            name = str(loc[0]) if loc else ("answer" if "answer" in err["msg"] else None)
+            if name and len(loc) > 1:
+                name += f"[{loc[1] + 1 if isinstance(loc[1], int) else loc[1]}]"
+            line = _line_of(doc, loc or ("answer",) if name == "answer" else loc)
+            if err["type"] == "missing" and doc is not None:
+                line = 1
+            problems.append(Problem(path, line, name, _explain(err)))
+        raise KnowledgeBaseError(problems) from None
+    except (TypeError, ValueError, RecursionError) as e:  # keys or values pydantic chokes on
+        raise KnowledgeBaseError(
+            [Problem(path, None, None, f"cannot be read as an entry ({type(e).__name__}: {e})")]
+        ) from None
+
+
+def parse_entry(text: str, path: str, expected_id: str | None = None) -> tuple[Entry, Any]:
+    """Parse and validate one entry's YAML text; raise KnowledgeBaseError naming the line.
+
+    Every failure is a KnowledgeBaseError, whatever the text holds.
+    """
+    doc = _load_yaml(text, path)
     if not isinstance(doc, CommentedMap):
         raise KnowledgeBaseError(
             [
@@ -163,20 +200,7 @@ def parse_entry(text: str, path: str, expected_id: str | None = None) -> tuple[E
                 )
             ]
         )
-    try:
-        entry = Entry.model_validate(dict(doc))
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            name = str(loc[0]) if loc else ("answer" if "answer" in err["msg"] else None)
-            if name and len(loc) > 1:
-                name += f"[{loc[1] + 1 if isinstance(loc[1], int) else loc[1]}]"
-            line = _line_of(doc, loc or ("answer",) if name == "answer" else loc)
-            if err["type"] == "missing":
-                line = 1
-            problems.append(Problem(path, line, name, _explain(err)))
-        raise KnowledgeBaseError(problems) from None
+    entry = validate_fields(doc, path)
     if expected_id is not None and entry.id != expected_id:
         raise KnowledgeBaseError(
             [
@@ -199,12 +223,16 @@ class KnowledgeBase:
     `entries` is read-only and never changes in place: every write builds a new mapping
     and swaps it in (`_swap`), so take `entries = kb.entries` once per operation and
     that snapshot stays whole. Change entries through the methods below only.
+
+    `problems` lists what was wrong with the files `load(..., skip_broken=True)` left
+    out (empty after a strict load, which raises instead).
     """
 
     kb_dir: Path
     project_dir: Path
     entries: Mapping[str, Entry] = field(default_factory=lambda: MappingProxyType({}))
     change_hooks: list[ChangeHook] = field(default_factory=list, repr=False)
+    problems: tuple[Problem, ...] = ()
 
     def __post_init__(self) -> None:
         self._swap(dict(self.entries))  # a private copy, whatever the caller passed
@@ -217,10 +245,25 @@ class KnowledgeBase:
         """
         object.__setattr__(self, "entries", MappingProxyType(entries))
 
+    def _forget_problems(self, rel: str) -> None:
+        """The file `rel` was written, reloaded or deleted: its old problems are gone."""
+        object.__setattr__(self, "problems", tuple(p for p in self.problems if p.path != rel))
+
     # --- loading ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, kb_dir: Path | str, project_dir: Path | str | None = None) -> KnowledgeBase:
-        """Load every kb/*.yaml; raise KnowledgeBaseError listing every problem found."""
+    def load(
+        cls,
+        kb_dir: Path | str,
+        project_dir: Path | str | None = None,
+        *,
+        skip_broken: bool = False,
+    ) -> KnowledgeBase:
+        """Load every kb/*.yaml; raise KnowledgeBaseError listing every problem found.
+
+        With `skip_broken`, a file with a problem is left out instead, and its problems
+        are kept in `problems` (a server starts with the rest; `askta check` stays
+        strict). A missing kb folder is an error either way.
+        """
         kb_dir = Path(kb_dir)
         if not kb_dir.is_dir():
             raise KnowledgeBaseError(
@@ -239,12 +282,20 @@ class KnowledgeBase:
                 continue
             rel = kb.display(path)
             try:
-                entry, doc = parse_entry(path.read_text(encoding="utf-8"), rel, path.stem)
-            except KnowledgeBaseError as e:
-                problems.extend(e.problems)
-                continue
+                text = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 problems.append(Problem(rel, None, None, "is not UTF-8 text: save it as UTF-8"))
+                continue
+            except OSError as e:  # a folder named x.yaml, a dangling link, no permission
+                problems.append(
+                    Problem(rel, None, None, f"cannot be read ({e.strerror or type(e).__name__})"
+                            ": make it a readable entry file, or remove it")
+                )
+                continue
+            try:
+                entry, doc = parse_entry(text, rel, path.stem)
+            except KnowledgeBaseError as e:
+                problems.extend(e.problems)
                 continue
             if entry.id in found:
                 problems.append(
@@ -256,14 +307,13 @@ class KnowledgeBase:
                     )
                 )
                 continue
-            problems.extend(kb._check_demo(entry, rel, doc))
+            file_problems = kb._check_demo(entry, rel, doc)
             for i, q in enumerate(entry.phrasings):
-                key = normalize_question(q)
-                other = seen_questions.get(key)
+                other = seen_questions.get(normalize_question(q))
                 if other and other != entry.id:
                     loc = ("question",) if i == 0 else ("alternate_questions", i - 1)
                     name = "question" if i == 0 else f"alternate_questions[{i}]"
-                    problems.append(
+                    file_problems.append(
                         Problem(
                             rel,
                             _line_of(doc, loc),
@@ -271,24 +321,30 @@ class KnowledgeBase:
                             f"{q!r} is also a question of {other}: keep it in one entry only",
                         )
                     )
-                seen_questions.setdefault(key, entry.id)
+            problems.extend(file_problems)
+            if file_problems:
+                continue  # neither its id nor its questions count against the files after it
+            for q in entry.phrasings:
+                seen_questions.setdefault(normalize_question(q), entry.id)
             found[entry.id] = entry
-        if problems:
+        if problems and not skip_broken:
             raise KnowledgeBaseError(problems)
         kb._swap(found)  # nobody else holds this KB yet
+        object.__setattr__(kb, "problems", tuple(problems))
         return kb
 
+    def skipped_files(self) -> list[str]:
+        """The files a lenient load left out, as `problems` names them, in order."""
+        return sorted({p.path for p in self.problems})
+
     def _check_demo(self, entry: Entry, rel: str, doc: Any) -> list[Problem]:
-        if entry.demo and not _is_file(self.project_dir / entry.demo):
-            return [
-                Problem(
-                    rel,
-                    _line_of(doc, ("demo",)),
-                    "demo",
-                    f"points to {entry.demo}, which does not exist: "
-                    "create it or fix the path (relative to the project folder)",
-                )
-            ]
+        """The entry's demo is a .py file under demos/ (see indexer.demos), or a problem."""
+        if not entry.demo:
+            return []
+        try:
+            resolve_demo(self.project_dir, entry.demo)
+        except DemoPathError as e:
+            return [Problem(rel, _line_of(doc, ("demo",)), "demo", str(e))]
         return []
 
     def display(self, path: Path) -> str:
@@ -321,7 +377,9 @@ class KnowledgeBase:
         return self.kb_dir / f"{entry_id}.yaml"
 
     def demo_path(self, entry: Entry) -> Path | None:
-        return self.project_dir / entry.demo if entry.demo else None
+        """The entry's demo file, checked now (DemoPathError if it may not be shown or run:
+        outside demos/, a link out of it, missing); None when the entry has no demo."""
+        return resolve_demo(self.project_dir, entry.demo) if entry.demo else None
 
     # --- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -336,13 +394,22 @@ class KnowledgeBase:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
 
-    def _write_atomic(self, path: Path, text: str) -> None:
+    def _write_atomic(self, path: Path, text: str, expected: Entry | None = None) -> None:
+        """Write `text` to a temporary file and rename it over `path`.
+
+        With `expected`, the temporary file is read back and parsed first: unless it is
+        exactly that entry, nothing is renamed (KnowledgeBaseError) and the old file stays.
+        """
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
+            if expected is not None:
+                written = Path(tmp).read_text(encoding="utf-8")
+                self._same_entry(parse_entry(written, self.display(path), expected.id)[0],
+                                 expected, self.display(path))
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
@@ -354,15 +421,85 @@ class KnowledgeBase:
         for hook in self.change_hooks:
             hook(path, text)
 
+    @staticmethod
+    def _same_entry(saved: Entry, expected: Entry, rel: str) -> Entry:
+        """`saved` if it is `expected`; else KnowledgeBaseError naming the fields that the
+        YAML would change (the write is refused, so no staff action leaves a file that
+        loads as something else, or not at all)."""
+        if saved == expected:
+            return saved
+        changed = [name for name in Entry.model_fields
+                   if getattr(saved, name) != getattr(expected, name)] or ["entry"]
+        raise KnowledgeBaseError(
+            [
+                Problem(
+                    rel,
+                    None,
+                    changed[0],
+                    "would not read back as written (the YAML file would change "
+                    f"{', '.join(changed)}): not saved, the file is unchanged; "
+                    "remove unusual characters and try again",
+                )
+            ]
+        )
+
+    def _read_doc(self, path: Path, rel: str) -> tuple[str, CommentedMap]:
+        """An existing file's text and round-trip document (comments kept); a file that
+        is not a YAML mapping is a KnowledgeBaseError, never overwritten blindly."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise KnowledgeBaseError(
+                [Problem(rel, None, None, "is not UTF-8 text: save it as UTF-8")]
+            ) from None
+        except OSError as e:
+            raise KnowledgeBaseError(
+                [Problem(rel, None, None, f"cannot be read ({e.strerror or type(e).__name__})")]
+            ) from None
+        doc = _load_yaml(text, rel)
+        if not isinstance(doc, CommentedMap):
+            raise KnowledgeBaseError(
+                [Problem(rel, 1, None, "should be a mapping of fields (id: ..., question: ...), "
+                         f"not {type(doc).__name__}: fix the file first")]
+            )
+        return text, doc
+
+    def _write_entry(self, path: Path, doc: Any, expected: Entry) -> Entry:
+        """Dump `doc`, check it parses back to `expected`, write it atomically and check
+        the written file again; return the entry as saved."""
+        rel = self.display(path)
+        try:
+            text = _dump(doc)
+        except Exception as e:  # a value the YAML writer cannot represent
+            raise KnowledgeBaseError(
+                [Problem(rel, None, None, f"cannot be written as YAML ({type(e).__name__})")]
+            ) from None
+        saved = self._same_entry(parse_entry(text, rel, expected.id)[0], expected, rel)
+        try:
+            self._write_atomic(path, text, expected)
+        except UnicodeEncodeError:
+            raise KnowledgeBaseError(
+                [Problem(rel, None, None, "holds text that cannot be saved as UTF-8")]
+            ) from None
+        self._changed(path, text)
+        self._forget_problems(rel)
+        return saved
+
     def add_alternate(self, entry_id: str, question: str) -> Entry:
         """Append a phrasing to an entry's file (comments and layout kept); return the new entry."""
-        question = question.strip()
         with self._locked():
             path = self.path_of(entry_id)
             if not path.is_file():
                 raise EntryNotFound(entry_id)
-            doc = _yaml().load(path.read_text(encoding="utf-8"))
-            current = parse_entry(_dump(doc), self.display(path), entry_id)[0]
+            rel = self.display(path)
+            try:
+                question = normalize_line(question).strip()
+            except ValueError as e:
+                raise KnowledgeBaseError(
+                    [Problem(rel, None, "alternate_questions", f"{question!r} {e}")]
+                ) from None
+            text, doc = self._read_doc(path, rel)
+            current = parse_entry(text, rel, entry_id)[0]
             if normalize_question(question) in {normalize_question(q) for q in current.phrasings}:
                 self._swap({**self.entries, entry_id: current})
                 return current
@@ -373,7 +510,7 @@ class KnowledgeBase:
                     raise KnowledgeBaseError(
                         [
                             Problem(
-                                self.display(path),
+                                rel,
                                 None,
                                 "alternate_questions",
                                 f"{question!r} is already a question of {other.id}",
@@ -385,10 +522,10 @@ class KnowledgeBase:
                 alts = CommentedSeq(alts or [])
                 doc["alternate_questions"] = alts
             alts.append(question)
-            text = _dump(doc)
-            entry = parse_entry(text, self.display(path), entry_id)[0]
-            self._write_atomic(path, text)
-            self._changed(path, text)
+            expected = current.model_copy(
+                update={"alternate_questions": [*current.alternate_questions, question]}
+            )
+            entry = self._write_entry(path, doc, expected)
             self._swap({**self.entries, entry_id: entry})
             return entry
 
@@ -399,6 +536,10 @@ class KnowledgeBase:
         `check`, if given, is called under the writer lock with the entry as it is now
         (None when there is none) before anything is written; what it raises aborts the
         save (optimistic concurrency: "only if it is still the version I read").
+
+        The file is read back before it replaces the old one: it must load as exactly
+        this entry (its answer ending in one newline, as a YAML block keeps it), else
+        KnowledgeBaseError and the old file stays.
         """
         with self._locked():
             if check is not None:
@@ -427,18 +568,15 @@ class KnowledgeBase:
                     )
             if problems:
                 raise KnowledgeBaseError(problems)
-            doc = (
-                _yaml().load(path.read_text(encoding="utf-8")) if path.exists() else CommentedMap()
-            )
+            doc = self._read_doc(path, rel)[1] if path.exists() else CommentedMap()
+            answer = _block_text(entry.answer)
             new = entry.to_yaml_dict()
             for key in list(doc):
                 if key not in new:
                     del doc[key]
             for key, value in new.items():
                 if key == "answer":
-                    value = LiteralScalarString(
-                        value if value.endswith("\n") or not value else value + "\n"
-                    )
+                    value = LiteralScalarString(answer) if answer else ""
                 if key in ("alternate_questions", "tags") and isinstance(
                     doc.get(key), CommentedSeq
                 ):
@@ -450,10 +588,7 @@ class KnowledgeBase:
                     value = CommentedSeq(value)
                     value.fa.set_flow_style()
                 doc[key] = value
-            text = _dump(doc)
-            saved = parse_entry(text, rel, entry.id)[0]
-            self._write_atomic(path, text)
-            self._changed(path, text)
+            saved = self._write_entry(path, doc, entry.model_copy(update={"answer": answer}))
             self._swap({**self.entries, entry.id: saved})
             return saved
 
@@ -461,12 +596,15 @@ class KnowledgeBase:
         """Re-read one file after an outside change; None when it was deleted."""
         with self._locked():
             path = self.path_of(entry_id)
+            rel = self.display(path)
             if not path.exists():
                 self._swap(_without(self.entries, entry_id))
+                self._forget_problems(rel)
                 return None
-            text = path.read_text(encoding="utf-8")
-            entry = parse_entry(text, self.display(path), entry_id)[0]
+            text, _ = self._read_doc(path, rel)
+            entry = parse_entry(text, rel, entry_id)[0]
             self._swap({**self.entries, entry_id: entry})
+            self._forget_problems(rel)
             return entry
 
     def delete_entry(self, entry_id: str, *,
@@ -488,6 +626,7 @@ class KnowledgeBase:
             self._changed(path, None)
             old = self.entries.get(entry_id)
             self._swap(_without(self.entries, entry_id))
+            self._forget_problems(self.display(path))
             return old
 
     def remember(self, entries: Iterable[Entry]) -> None:
@@ -519,6 +658,13 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _block_text(answer: str) -> str:
+    """An answer as a YAML literal block holds it: ending in one newline ("" if blank)."""
+    if not answer.strip():
+        return ""
+    return answer if answer.endswith("\n") else answer + "\n"
 
 
 def _dump(doc: Any) -> str:

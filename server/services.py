@@ -40,6 +40,17 @@ CONTAINER_USERNS_HINT = (
 )
 
 
+def load_kb_for_serving(settings: Settings) -> KnowledgeBase:
+    """The knowledge base with its broken files skipped, each problem logged as a warning."""
+    kb = KnowledgeBase.load(settings.kb_dir, skip_broken=True)
+    for problem in kb.problems:
+        log.warning("knowledge base: skipped %s", problem)
+    if kb.problems:
+        log.warning("knowledge base: %d broken file(s) skipped (%s); `askta check` lists "
+                    "every problem", len(kb.skipped_files()), ", ".join(kb.skipped_files()))
+    return kb
+
+
 @dataclass
 class Services:
     """Settings, knowledge base, searcher, database store and sandbox of one app,
@@ -80,9 +91,14 @@ class Services:
 
     @classmethod
     def start(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
-        """Load the KB, the model and the index, open the database, start the sandbox pool."""
+        """Load the KB, the model and the index, open the database, start the sandbox pool.
+
+        A broken file of the KB does not stop the server: it is skipped, logged, and
+        named by /readyz (`askta check` still fails on it). No staff action can write
+        one, but a hand edit can.
+        """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        kb = KnowledgeBase.load(settings.kb_dir)
+        kb = load_kb_for_serving(settings)
         history = start_history(settings, kb)
         try:
             searcher = open_searcher(settings, kb, embedder)

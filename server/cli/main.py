@@ -66,3 +66,7 @@ for command in (serve, index, ask, evaluate_cmd, check, schema, sandbox_group, i
 def main() -> None:
     """Console entry point."""
     cli(prog_name="askta")
+
+
+if __name__ == "__main__":  # python -m server.cli.main, as the askta script
+    main()

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from indexer.demos import DemoPathError
+from indexer.kb import KnowledgeBaseError, Problem
 from server.cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -135,7 +137,11 @@ def check_demos(settings: Settings, kb: KnowledgeBase) -> list[tuple[str, RunRes
 
     demos: dict[str, Path] = {}
     for entry in kb.entries.values():
-        path = kb.demo_path(entry)
+        try:
+            path = kb.demo_path(entry)
+        except DemoPathError as e:  # changed on disk since the KB was loaded
+            raise KnowledgeBaseError([Problem(kb.display(kb.path_of(entry.id)), None, "demo",
+                                              str(e))]) from None
         if path is not None:
             demos.setdefault(str(entry.demo), path)
     if not demos:

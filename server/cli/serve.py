@@ -37,7 +37,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None, reload: bool) 
     from server.web.sessions import secret_key
 
     settings = settings_from(ctx, host=host, port=port)
-    KnowledgeBase.load(settings.kb_dir)  # a broken entry: file, line and field, not a traceback
+    # A broken file does not stop the server (no staff action may): it is skipped, with
+    # a warning here naming the file, the line and the field, and listed by /readyz.
+    # A missing kb folder is still an error (exit 3).
+    kb = KnowledgeBase.load(settings.kb_dir, skip_broken=True)
+    if kb.problems:
+        click.echo(f"warning: {len(kb.skipped_files())} file(s) of the knowledge base are "
+                   "broken and will not be served (run `askta check`):", err=True)
+        for p in kb.problems:
+            click.echo(f"  {p}", err=True)
     # The data dir 0700 and every file the server creates 0600 (the process keeps the umask);
     # a missing session key is made now, and a bad one is a message here, not a traceback
     # from the server's start-up.

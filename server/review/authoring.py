@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from indexer.demos import DEMO_DIR, DemoPathError, resolve_demo
 from indexer.kb import EntryNotFound, KnowledgeBase, KnowledgeBaseError, Problem
 from indexer.schema import Entry, Status
 from indexer.search import Searcher
@@ -129,21 +129,28 @@ class EntryEditor:
                                resolution={"entry_id": entry.id, "status": entry.status.value})
 
     def demo_files(self) -> list[str]:
-        """Demo paths an entry may point to, relative to the project folder."""
+        """Demo paths an entry may point to, relative to the project folder: the .py files
+        of demos/ that `resolve_demo` accepts (no link out of demos/)."""
         root = self.kb.project_dir
-        return sorted(str(p.relative_to(root)) for p in (root / "demos").glob("*.py"))
+        names = sorted(f"{DEMO_DIR}/{p.name}" for p in (root / DEMO_DIR).glob("*.py"))
+        return [name for name in names if self._usable(name)]
+
+    def _usable(self, demo: str) -> bool:
+        try:
+            resolve_demo(self.kb.project_dir, demo)
+        except DemoPathError:
+            return False
+        return True
 
     def read_demo(self, demo: str) -> str:
-        """The code of a demo file inside the project; KnowledgeBaseError when it is not one."""
-        root = self.kb.project_dir.resolve()
+        """The code of a demo file under demos/ (the same check as an entry's demo gets);
+        KnowledgeBaseError when it is not one."""
         try:
-            path = (root / demo).resolve()
-            is_demo = not demo.startswith("/") and path.is_relative_to(root) \
-                and path.suffix == ".py" and path.is_file()
-        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
-            is_demo = False
-        if not is_demo:
-            raise KnowledgeBaseError([Problem(demo, None, "demo",
-                                              "is not a demo file of this project: pick one "
-                                              "from demos/")])
-        return Path(path).read_text(encoding="utf-8")
+            return resolve_demo(self.kb.project_dir, demo).read_text(encoding="utf-8")
+        except DemoPathError as e:
+            why = str(e)
+        except (OSError, UnicodeDecodeError) as e:  # no host path in the message
+            why = f"cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
+        raise KnowledgeBaseError([Problem(demo, None, "demo",
+                                          f"is not a demo file of this project: {why}; "
+                                          f"pick one from {DEMO_DIR}/")])

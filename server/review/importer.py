@@ -15,6 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError
+
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, normalize_question
 from indexer.schema import Entry, Status, slugify
 
@@ -327,10 +329,17 @@ class Importer:
             entry_id, n = base, 2
             while entry_id in used_ids:
                 entry_id, n = f"{base}-{n}", n + 1
+            try:
+                entry = Entry(id=entry_id, question=q.question[:300], answer=q.answer,
+                              tags=q.tags, demo=None, status=Status.draft)
+            except ValidationError as e:  # e.g. a control character pasted into the page
+                skipped.append({"question": q.question, "reason": "; ".join(
+                    f"{'.'.join(str(x) for x in err['loc'])}: "
+                    f"{err['msg'].removeprefix('Value error, ')}" for err in e.errors())})
+                continue
             used_ids.add(entry_id)
             known[key] = entry_id
-            entries.append(Entry(id=entry_id, question=q.question[:300], answer=q.answer,
-                                 tags=q.tags, demo=None, status=Status.draft))
+            entries.append(entry)
         return entries, skipped
 
     def run(self, questions: list[ImportedQuestion], *, dry_run: bool = False) -> ImportResult:

@@ -11,16 +11,19 @@ from it, or dismisses it. Every action goes to the audit log with who and when.
 
 from __future__ import annotations
 
-import io
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from ruamel.yaml import YAML
 
-from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem, normalize_question, parse_entry
+from indexer.kb import (
+    KnowledgeBase,
+    KnowledgeBaseError,
+    normalize_question,
+    validate_fields,
+)
 from indexer.schema import Entry, Status, slugify
 from indexer.search import Searcher
 from server.history import History
@@ -376,7 +379,11 @@ class ReviewQueue:
 
 
 def validate_entry_fields(fields: dict[str, Any]) -> Entry:
-    """An Entry from form or JSON fields, checked like `askta check` (KnowledgeBaseError)."""
+    """An Entry from form or JSON fields, checked like `askta check` (KnowledgeBaseError).
+
+    Line breaks are normalised and control characters refused by the schema
+    (indexer/schema.py); the KB checks again that the file it writes reads back as this.
+    """
     data = {k: v for k, v in fields.items() if k in Entry.model_fields}
     if isinstance(data.get("alternate_questions"), str):
         data["alternate_questions"] = [q for q in data["alternate_questions"].splitlines()
@@ -385,21 +392,8 @@ def validate_entry_fields(fields: dict[str, Any]) -> Entry:
         data["tags"] = [t for t in data["tags"].replace(",", " ").split() if t]
     if data.get("demo") in ("", None):
         data.pop("demo", None)
-    if isinstance(data.get("answer"), str):
-        data["answer"] = data["answer"].replace("\r\n", "\n")
     entry_id = str(data.get("id") or "new-entry")
-    buf = io.StringIO()
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    # Never fold long lines: ruamel folds a double-quoted line just after an escaped
-    # backslash, and `$\max` came back as `$\ max` (a save changed the answer's text).
-    yaml.width = 1 << 30
-    try:
-        yaml.dump(data, buf)
-    except Exception as e:  # a value YAML cannot hold is a bad field, not a crash
-        raise KnowledgeBaseError([Problem(f"kb/{entry_id}.yaml", None, None,
-                                          f"cannot be written: {e}")]) from None
-    return parse_entry(buf.getvalue(), f"kb/{entry_id}.yaml")[0]
+    return validate_fields(data, f"kb/{entry_id}.yaml")
 
 
 def _distinct_texts(items: list[ReviewItem]) -> list[str]:

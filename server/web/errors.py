@@ -6,6 +6,7 @@ server/web/error_handlers.py renders the same errors as HTML pages for browsers.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -146,6 +147,20 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: ERROR_RESPONSES[status] for status in sorted(set(statuses))}
 
 
+# An absolute path: a slash that starts a word ("/opt/x", "'/root/y'"), not one inside
+# one ("seccomp/AppArmor", "30/minute").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`(),;:]*[^\s'\"`(),;:.]")
+
+
+def public_reason(reason: str | None) -> str | None:
+    """A reason fit for an unauthenticated client: absolute paths replaced by `<path>`
+    (the full text, paths included, is in the server's log). Every message about the
+    sandbox or the server's files that a student can see goes through this."""
+    if reason is None:
+        return None
+    return _ABSOLUTE_PATH.sub("<path>", reason)
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
@@ -183,5 +198,5 @@ def sandbox_refusal(e: SandboxError) -> AppError:
         return ServiceUnavailable(f"Every demo runner is busy and the queue is full: try again "
                                   f"in {retry} s.", headers={"Retry-After": str(retry)})
     if isinstance(e, DeviceUnavailable):
-        return DeviceUnavailableError(str(e) or "That device is not available here.")
-    return ServiceUnavailable(f"Demo runs are not available: {e}")
+        return DeviceUnavailableError(public_reason(str(e)) or "That device is not available here.")
+    return ServiceUnavailable(f"Demo runs are not available: {public_reason(str(e))}")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from indexer.demos import DemoPathError
 from indexer.kb import EntryNotFound, KnowledgeBaseError
 from indexer.schema import Entry
 from server.review.authoring import entry_version
 from server.services import Services
-from server.web.errors import NotFound, error_body
+from server.web.errors import NotFound, error_body, public_reason
 from server.web.markdown import render_markdown
+
+log = logging.getLogger("askta")
 
 
 def default_device(services: Services) -> str:
@@ -21,9 +26,24 @@ def default_device(services: Services) -> str:
     return "cuda" if runner is not None and getattr(runner, "cuda_available", False) else "cpu"
 
 
+def demo_file(services: Services, entry: Entry) -> Path | None:
+    """The entry's demo file if it may be shown and run now: a .py file under demos/
+    (indexer.demos, checked at every use); None when it has none or it is refused."""
+    try:
+        return services.kb.demo_path(entry)
+    except DemoPathError as e:
+        log.warning("entry %s: demo %s refused: %s", entry.id, entry.demo, e)
+        return None
+
+
+def sandbox_notice(services: Services) -> str | None:
+    """Why demos cannot run here, without host paths (the full reason is in the log)."""
+    return public_reason(services.sandbox_error)
+
+
 def last_run(services: Services, entry: Entry, device: str) -> dict[str, Any] | None:
     """The cached last successful run of the entry's demo, preferring `device`."""
-    path = services.kb.demo_path(entry)
+    path = demo_file(services, entry)
     if path is None:
         return None
     cache = services.demo_cache
@@ -40,7 +60,7 @@ def last_run(services: Services, entry: Entry, device: str) -> dict[str, Any] | 
 def entry_to_json(services: Services, entry: Entry, *, include_last_run: bool = True) -> dict:
     """An entry as the API shows it: Markdown, sanitized HTML, tags and its demo."""
     demo = None
-    if entry.demo:
+    if entry.demo and demo_file(services, entry) is not None:
         device = default_device(services)
         demo = {
             "path": entry.demo,

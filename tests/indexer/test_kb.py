@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.demos import DemoPathError, resolve_demo
 from indexer.kb import EntryNotFound, KnowledgeBase, KnowledgeBaseError, parse_entry
 from indexer.schema import Entry, Status, json_schema
 
@@ -246,3 +247,104 @@ def test_parse_entry_reports_nested_line() -> None:
     (p,) = e.value.problems
     assert (p.line, p.field) == (3, "alternate_questions")
     assert "item 2 is empty" in p.message
+
+
+# --- a broken file does not stop a server (skip_broken) ----------------------------------
+def test_skip_broken_loads_the_rest_and_records_the_problems(tmp_path: Path) -> None:
+    kb_dir = tmp_path / "kb"
+    write(kb_dir, "relu")
+    write(kb_dir, "broken", "id: broken\nquestion: [unclosed\n")
+    write(kb_dir, "typo", GOOD + "anwser: x\n", question="Typo?", alt="typo here")
+    write(kb_dir, "zdup", question="What is relu?", alt="dup alt")
+    write(kb_dir, "nodemo", GOOD + "demo: demos/missing.py\n", question="Demo?", alt="demo")
+    with pytest.raises(KnowledgeBaseError):  # strict stays the default (askta check)
+        KnowledgeBase.load(kb_dir)
+    kb = KnowledgeBase.load(kb_dir, skip_broken=True)
+    assert set(kb.entries) == {"relu"}
+    assert sorted({p.path for p in kb.problems}) == [
+        "kb/broken.yaml", "kb/nodemo.yaml", "kb/typo.yaml", "kb/zdup.yaml"]
+    assert kb.skipped_files() == ["kb/broken.yaml", "kb/nodemo.yaml", "kb/typo.yaml",
+                                  "kb/zdup.yaml"]
+
+
+def test_a_clean_kb_has_no_problems(tmp_path: Path) -> None:
+    write(tmp_path / "kb", "relu")
+    assert KnowledgeBase.load(tmp_path / "kb", skip_broken=True).problems == ()
+    assert KnowledgeBase.load(tmp_path / "kb").problems == ()
+
+
+def test_skip_broken_still_needs_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(KnowledgeBaseError, match="is not a folder"):
+        KnowledgeBase.load(tmp_path / "nope", skip_broken=True)
+
+
+def test_an_unreadable_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    write(tmp_path / "kb", "relu")
+    (tmp_path / "kb" / "folder.yaml").mkdir()
+    (tmp_path / "kb" / "latin1.yaml").write_bytes(b"id: latin1\nquestion: caf\xe9?\n")
+    msgs = problems(tmp_path / "kb")
+    assert any(m.startswith("kb/folder.yaml: cannot be read") for m in msgs)
+    assert any(m.startswith("kb/latin1.yaml: is not UTF-8") for m in msgs)
+    kb = KnowledgeBase.load(tmp_path / "kb", skip_broken=True)
+    assert set(kb.entries) == {"relu"} and len(kb.problems) == 2
+
+
+# --- demos: relative, under demos/, a .py regular file, never a way out -------------------
+def _project_with_demo(tmp_path: Path, demo: str) -> Path:
+    (tmp_path / "demos").mkdir(exist_ok=True)
+    (tmp_path / "demos" / "ok.py").write_text("print('ok')\n")
+    (tmp_path / "server").mkdir(exist_ok=True)
+    (tmp_path / "server" / "app.py").write_text("SECRET = 'server code'\n")
+    write(tmp_path / "kb", "relu", GOOD + f"demo: {demo}\n")
+    return tmp_path / "kb"
+
+
+def test_a_demo_under_demos_is_accepted(tmp_path: Path) -> None:
+    kb = KnowledgeBase.load(_project_with_demo(tmp_path, "demos/ok.py"))
+    assert kb.demo_path(kb.get("relu")) == (tmp_path / "demos" / "ok.py").resolve()
+
+
+@pytest.mark.parametrize("demo", ["server/app.py", "./server/app.py", "demos/../server/app.py",
+                                  "/etc/x.py", "demos/ok.txt", "demos\\ok.py", "demos/", ".py"])
+def test_a_demo_outside_demos_is_refused(tmp_path: Path, demo: str) -> None:
+    (msg,) = problems(_project_with_demo(tmp_path, demo))
+    assert msg.startswith("kb/relu.yaml: line 9: 'demo' ")
+    assert "demos/" in msg
+
+
+def test_a_demo_symlink_out_of_demos_is_refused(tmp_path: Path) -> None:
+    kb_dir = _project_with_demo(tmp_path, "demos/evil.py")
+    (tmp_path / "demos" / "evil.py").symlink_to(tmp_path / "server" / "app.py")
+    (msg,) = problems(kb_dir)
+    assert msg.startswith("kb/relu.yaml: line 9: 'demo' ") and "outside demos/" in msg
+
+
+def test_a_demo_symlink_inside_demos_is_accepted(tmp_path: Path) -> None:
+    kb_dir = _project_with_demo(tmp_path, "demos/alias.py")
+    (tmp_path / "demos" / "alias.py").symlink_to("ok.py")
+    kb = KnowledgeBase.load(kb_dir)
+    assert kb.demo_path(kb.get("relu")) == (tmp_path / "demos" / "ok.py").resolve()
+
+
+def test_a_demo_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    kb_dir = _project_with_demo(tmp_path, "demos/dir.py")
+    (tmp_path / "demos" / "dir.py").mkdir()
+    (msg,) = problems(kb_dir)
+    assert "'demo'" in msg
+
+
+def test_demo_path_checks_again_at_use(tmp_path: Path) -> None:
+    """A demo swapped for a symlink after loading is refused when it is read."""
+    kb = KnowledgeBase.load(_project_with_demo(tmp_path, "demos/ok.py"))
+    (tmp_path / "demos" / "ok.py").unlink()
+    (tmp_path / "demos" / "ok.py").symlink_to(tmp_path / "server" / "app.py")
+    with pytest.raises(DemoPathError, match="outside demos/"):
+        kb.demo_path(kb.get("relu"))
+
+
+def test_resolve_demo(tmp_path: Path) -> None:
+    _project_with_demo(tmp_path, "demos/ok.py")
+    assert resolve_demo(tmp_path, "demos/ok.py") == (tmp_path / "demos" / "ok.py").resolve()
+    for bad in ("server/app.py", "../x.py", "demos/missing.py", "", "demos/ok.py\n"):
+        with pytest.raises(DemoPathError):
+            resolve_demo(tmp_path, bad)

@@ -25,7 +25,7 @@ def test_ready_without_the_sandbox(client: TestClient) -> None:
     body = r.json()
     assert body["status"] == "ready"
     checks = body["checks"]
-    assert set(checks) == {"model", "index", "database", "sandbox"}
+    assert set(checks) == {"model", "index", "database", "sandbox", "kb"}
     assert checks["model"]["ok"] is True and checks["model"]["name"].startswith("hashing")
     assert checks["model"]["dimension"] == 256
     assert checks["index"]["ok"] is True and checks["index"]["vectors"] > 17

@@ -30,7 +30,7 @@ from server.web.errors import (
     sandbox_refusal,
 )
 from server.web.markdown import render_markdown
-from server.web.presenters import EntrySource, entry_source, etag
+from server.web.presenters import EntrySource, entry_source, etag, sandbox_notice
 from server.web.staff_pages import staff_page
 
 ENTRY_FIELDS = ("id", "question", "alternate_questions", "answer", "tags", "demo", "status")
@@ -130,7 +130,7 @@ def _entry_form(request: Request, services: Services, user: StaffUser, values: d
         "version": version or "", "conflict": conflict,
         "demos": services.editor.demo_files(), "statuses": [s.value for s in Status],
         "preview_html": render_markdown(values.get("answer", "")),
-        "can_run": services.sandbox is not None, "sandbox_error": services.sandbox_error,
+        "can_run": services.sandbox is not None, "sandbox_error": sandbox_notice(services),
         "nav": "admin", "title": "New entry" if create else f"Edit {values.get('id')}",
     }, status_code)
 
@@ -190,7 +190,7 @@ async def test_demo(body: DemoTestRequest, services: ServicesDep,
     except KnowledgeBaseError as e:
         raise Unprocessable(str(e)) from None
     if services.sandbox is None:
-        raise ServiceUnavailable(services.sandbox_error or "Demo runs are not available here.")
+        raise ServiceUnavailable(sandbox_notice(services) or "Demo runs are not available here.")
     try:
         result = await run_in_threadpool(services.sandbox.run, code, body.device)
     except SandboxError as e:

@@ -27,9 +27,10 @@ from server.web.errors import (
     NotFound,
     ServiceUnavailable,
     error_responses,
+    public_reason,
     sandbox_refusal,
 )
-from server.web.presenters import published_entry
+from server.web.presenters import demo_file, published_entry, sandbox_notice
 from server.web.ratelimit import DemoRateLimit
 
 log = logging.getLogger("askta")
@@ -52,11 +53,11 @@ class _Run:
 
     def __init__(self, services: Services, entry_id: str, device: str):
         entry = published_entry(services, entry_id)
-        path = services.kb.demo_path(entry)
+        path = demo_file(services, entry)  # under demos/, checked now, or None
         if path is None:
             raise NotFound(f"Entry {entry_id!r} has no demo.")
         if services.sandbox is None:
-            raise ServiceUnavailable(services.sandbox_error
+            raise ServiceUnavailable(sandbox_notice(services)
                                      or "Demo runs are not available on this server.")
         try:
             self.code = path.read_text(encoding="utf-8")
@@ -157,7 +158,8 @@ async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
             event = await run.next()
     except SandboxError as e:
         log.error("demo %s: %s", entry_id, e)
-        result = _failed(run.device, f"The sandbox failed during the run: {e}")
+        result = _failed(run.device,
+                         f"The sandbox failed during the run: {public_reason(str(e))}")
     finally:
         await run.close()
     if result is None:
@@ -198,7 +200,8 @@ async def _relay(run: _Run, first: Any) -> AsyncIterator[str]:
         failed = _failed(run.device, "The sandbox ended the run without a result.")
     except SandboxError as e:
         log.error("demo %s: %s", run.entry_id, e)
-        failed = _failed(run.device, f"The sandbox failed during the run: {e}")
+        failed = _failed(run.device,
+                         f"The sandbox failed during the run: {public_reason(str(e))}")
     finally:
         await run.close()
     yield _sse("stderr", {"text": failed["stderr"]})

@@ -3,7 +3,6 @@ whether it can answer questions now."""
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import Any
 
@@ -15,6 +14,7 @@ from indexer.search import Searcher, index_identity
 from server.services import Services
 from server.store import Store
 from server.web.deps import ServicesDep
+from server.web.errors import public_reason
 
 router = APIRouter(tags=["health"])
 
@@ -23,19 +23,10 @@ router = APIRouter(tags=["health"])
 DATABASE_TIMEOUT_S = 2.0
 # The checks that decide 200 or 503. The sandbox is reported but not required: without
 # it the server still answers questions, and only refuses demo runs (with the reason).
+# Nor is the knowledge base's `kb` check: files it skipped are listed, the rest is served.
 REQUIRED = ("model", "index", "database")
 
-# An absolute path: a slash that starts a word ("/opt/x", "'/root/y'"), not one inside
-# one ("seccomp/AppArmor", "30/minute").
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`(),;:]*[^\s'\"`(),;:.]")
-
-
-def public_reason(reason: str | None) -> str | None:
-    """A reason fit for an unauthenticated client: absolute paths replaced by `<path>`
-    (the full text, paths included, is in the server's log)."""
-    if reason is None:
-        return None
-    return _ABSOLUTE_PATH.sub("<path>", reason)
+__all__ = ["public_reason", "router"]  # public_reason lives in server.web.errors
 
 
 @router.get("/healthz")
@@ -70,17 +61,20 @@ def readyz(services: ServicesDep) -> JSONResponse:
     """Whether this server can answer questions now, check by check.
 
     `{"status": "ready" | "not ready", "checks": {"model", "index", "database",
-    "sandbox"}}`, each check `{"ok", "required", ...}` with a `reason` when not ok.
+    "sandbox", "kb"}}`, each check `{"ok", "required", ...}` with a `reason` when not ok.
     200 when every required check is ok (model, index, database); 503 otherwise. The
     sandbox is reported, not required: without it questions are still answered and
-    only demo runs are refused. Unlike the API's errors, a 503 here keeps this body,
-    so a probe's log says which check failed.
+    only demo runs are refused. `kb` lists the knowledge-base files the server skipped
+    at start (broken ones: `askta check` says why) and stays ok: the rest is served.
+    Unlike the API's errors, a 503 here keeps this body, so a probe's log says which
+    check failed.
     """
     checks: dict[str, dict[str, Any]] = {
         "model": _model(services.searcher),
         "index": _index(services),
         "database": _database(services.store),
         "sandbox": _sandbox(services),
+        "kb": _kb(services),
     }
     for name, check in checks.items():
         check["required"] = name in REQUIRED
@@ -145,6 +139,18 @@ def _database(store: Store) -> dict[str, Any]:
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()
     message = f"{type(error).__name__}: {detail[0] if detail else ''}".rstrip(": ")
     return {"ok": False, "backend": backend, "reason": public_reason(message)}
+
+
+def _kb(services: Services) -> dict[str, Any]:
+    """The entries loaded, and the files skipped because they are broken (named only:
+    what is wrong with them may quote a draft, and `askta check` tells staff)."""
+    kb = services.kb
+    skipped = [public_reason(path) for path in kb.skipped_files()]
+    check: dict[str, Any] = {"ok": True, "entries": len(kb), "skipped": skipped}
+    if skipped:
+        check["reason"] = (f"{len(skipped)} file(s) of the knowledge base are broken and were "
+                           "skipped: run `askta check` to see why")
+    return check
 
 
 def _sandbox(services: Services) -> dict[str, Any]:

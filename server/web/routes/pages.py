@@ -16,7 +16,7 @@ from indexer.schema import Entry
 from server.web.deps import KBDep, ServicesDep
 from server.web.errors import NotFound
 from server.web.markdown import highlight_code
-from server.web.presenters import entry_to_json, published_entry
+from server.web.presenters import demo_file, entry_to_json, published_entry, sandbox_notice
 from server.web.templating import PACKAGE_DIR, PAGE_HEADERS, templates
 
 IMAGE_MIMES = {"image/png"}
@@ -91,8 +91,8 @@ def entry_page(request: Request, entry_id: str, services: ServicesDep) -> HTMLRe
         return _page(request, "404.html", {"entry_id": entry_id, "nav": "entries"}, 404)
     data = entry_to_json(services, entry)
     demo_code = None
-    if entry.demo:
-        path = services.kb.demo_path(entry)
+    if data["demo"]:
+        path = demo_file(services, entry)
         try:
             demo_code = highlight_code(path.read_text(encoding="utf-8")) if path else None
         except OSError:
@@ -102,6 +102,6 @@ def entry_page(request: Request, entry_id: str, services: ServicesDep) -> HTMLRe
     return _page(request, "entry.html", {
         "entry": data, "nav": "entries", "demo_code": demo_code,
         "last_run": last, "last_images": _safe_images(last),
-        "can_run": runner is not None, "sandbox_error": services.sandbox_error,
+        "can_run": runner is not None, "sandbox_error": sandbox_notice(services),
         "has_cuda": bool(runner is not None and getattr(runner, "cuda_available", False)),
     })
