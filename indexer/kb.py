@@ -385,14 +385,8 @@ class KnowledgeBase:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """One writer at a time, across threads and processes."""
-        with _thread_lock:
-            fd = os.open(self.kb_dir, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+        with _thread_lock, folder_lock(self.kb_dir):
+            yield
 
     def _write_atomic(self, path: Path, text: str, expected: Entry | None = None) -> None:
         """Write `text` to a temporary file and rename it over `path`.
@@ -622,7 +616,7 @@ class KnowledgeBase:
             if not path.exists() and entry_id not in self.entries:
                 raise EntryNotFound(entry_id)
             path.unlink(missing_ok=True)
-            _fsync_dir(self.kb_dir)
+            fsync_dir(self.kb_dir)
             self._changed(path, None)
             old = self.entries.get(entry_id)
             self._swap(_without(self.entries, entry_id))
@@ -651,7 +645,20 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _fsync_dir(directory: Path) -> None:
+@contextlib.contextmanager
+def folder_lock(kb_dir: Path) -> Iterator[None]:
+    """The lock every write to kb/ takes (flock on the folder, across processes): what
+    holds it sees no entry half-written (a backup copying the folder takes it too)."""
+    fd = os.open(kb_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
     """Make a rename or unlink in this folder durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:

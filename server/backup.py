@@ -18,7 +18,6 @@ so it is written 0600.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
@@ -31,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from indexer.kb import KnowledgeBase, KnowledgeBaseError, entry_hash
+from indexer.kb import KnowledgeBase, KnowledgeBaseError, entry_hash, folder_lock
 from server.config import Settings
 from server.datadir import private_files
 from server.store import Store
@@ -162,7 +161,7 @@ def _backup_kb(kb_dir: Path, tar: tarfile.TarFile, report: Report) -> None:
             report.kb_files += 1
         return info
 
-    with _kb_locked(kb_dir):
+    with folder_lock(kb_dir):
         report.kb_entries = sum(1 for p in kb_dir.glob("*.y*ml")
                                 if p.suffix in (".yaml", ".yml"))
         report.kb_history = (kb_dir / ".git").exists()
@@ -180,19 +179,6 @@ def _backup_index_manifest(settings: Settings, tar: tarfile.TarFile, report: Rep
         report.notes.append(f"note: {path} is not JSON: left out")
         return
     _add_bytes(tar, INDEX_MANIFEST, data)
-
-
-@contextlib.contextmanager
-def _kb_locked(kb_dir: Path) -> Iterator[None]:
-    """The lock KnowledgeBase takes for every write (flock on the folder): no entry is
-    half-written while the folder is read."""
-    fd = os.open(kb_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 # --- restore -------------------------------------------------------------------------------

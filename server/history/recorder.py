@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.kb import KnowledgeBase
+from indexer.kb import KnowledgeBase, fsync_dir
 from server.history.messages import entry_id_of, files_message, listing
 from server.history.repo import (
     CommitInfo,
@@ -239,7 +239,7 @@ class KbHistory(History):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
-        _fsync_dir(self.pending_dir)
+        fsync_dir(self.pending_dir)
         record.path = final
 
     def _forget(self, record: Record) -> None:
@@ -391,9 +391,3 @@ def _texts(files: dict[str, tuple[str | None, int]]) -> dict[str, str | None]:
     return {n: t for n, (t, _) in files.items()}
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
