@@ -13,6 +13,7 @@ long it iterates, while instructors save and TAs draft.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -67,6 +68,16 @@ class KnowledgeBaseError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class StorageFull(OSError):
+    """A KB file could not be written: the disk (or the quota) is full. Nothing was
+    renamed, so the old file is intact."""
+
+    def __init__(self, path: str):
+        super().__init__(errno.ENOSPC, f"no space left to write {path}: the old file is "
+                                       "unchanged; free some disk space and try again")
+        self.path = path
 
 
 class EntryNotFound(KeyError):
@@ -406,10 +417,24 @@ class KnowledgeBase:
                                  expected, self.display(path))
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(self.display(path)) from e
             raise
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temporary files a killed writer left (`_write_atomic`'s
+        `.<name>.*.tmp`, never renamed, so never an entry); return them. Start-up only."""
+        removed = []
+        with self._locked():
+            for tmp in self.kb_dir.rglob(".*.tmp"):
+                if _is_file(tmp):
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                    removed.append(tmp)
+        return removed
 
     def _changed(self, path: Path, text: str | None) -> None:
         for hook in self.change_hooks:

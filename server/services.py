@@ -43,6 +43,8 @@ CONTAINER_USERNS_HINT = (
 def load_kb_for_serving(settings: Settings) -> KnowledgeBase:
     """The knowledge base with its broken files skipped, each problem logged as a warning."""
     kb = KnowledgeBase.load(settings.kb_dir, skip_broken=True)
+    for tmp in kb.remove_stale_temp_files():  # left by a writer killed mid-write
+        log.warning("removed %s, a half-written temporary file", kb.display(tmp))
     for problem in kb.problems:
         log.warning("knowledge base: skipped %s", problem)
     if kb.problems:

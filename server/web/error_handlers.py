@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.kb import EntryNotFound, KnowledgeBaseError
+from indexer.kb import EntryNotFound, KnowledgeBaseError, StorageFull
 from server.logs import request_id
 from server.web.errors import (
     STATUS_CODES,
@@ -32,7 +32,8 @@ log = logging.getLogger("askta")
 
 TITLES = {400: "Bad request", 401: "Log in", 403: "Not allowed", 404: "Not found",
           405: "Not allowed", 413: "Too large", 422: "Invalid request",
-          429: "Too many requests", 500: "Something went wrong", 503: "Not available"}
+          429: "Too many requests", 500: "Something went wrong", 503: "Not available",
+          507: "Disk full"}
 
 
 def wants_html(request: Request) -> bool:
@@ -79,6 +80,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KnowledgeBaseError)
     async def _kb_error(request: Request, exc: KnowledgeBaseError) -> Response:
         return render_error(request, 422, "invalid_entry", str(exc))
+
+    @app.exception_handler(StorageFull)
+    async def _storage_full(request: Request, exc: StorageFull) -> Response:
+        log.error("kb write failed, disk full: %s", exc.path)
+        return render_error(request, 507, "insufficient_storage", exc.strerror or str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -95,6 +95,7 @@ STATUS_CODES = {
     428: "precondition_required",
     429: "rate_limited",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
@@ -130,6 +131,7 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
         428: "A change to an existing entry needs `If-Match` with its ETag.",
         429: "Over the client's rate limit: retry after `Retry-After` seconds.",
         503: "Demo runs are not available, or every runner is busy (with `Retry-After`).",
+        507: "The server's disk is full: nothing was saved, the old entry is unchanged.",
     }.items()
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",

@@ -22,6 +22,7 @@ from server.review.authoring import ANY_VERSION, VersionConflict
 from server.web.auth import InstructorUser
 from server.web.deps import KBDep, ServicesDep
 from server.web.errors import (
+    ERROR_RESPONSES,
     BadRequest,
     ErrorBody,
     PreconditionRequired,
@@ -83,6 +84,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
           "description": "Invalid entry: `error.fields` has the problem of each field."},
     428: {"model": ErrorBody,
           "description": "The entry exists: send If-Match with its ETag (or *)."},
+    507: ERROR_RESPONSES[507],
 }
 IF_MATCH = Header(description="The ETag of the version this change is based on, or * for "
                               "any existing version.")
@@ -117,7 +119,7 @@ def get_entry(entry_id: str, services: ServicesDep, response: Response) -> dict[
     response_model=None,
     responses={200: {"model": EntrySource, "description": "Replaced."},
                201: {"model": EntrySource, "description": "Created."},
-               **_errors(400, 401, 403, 409, 422, 428)},
+               **_errors(400, 401, 403, 409, 422, 428, 507)},
     openapi_extra={"requestBody": {"content": {"application/json": {
         "schema": EntryFields.model_json_schema()}}}},
 )
@@ -168,7 +170,7 @@ def put_entry(
 
 
 @router.delete("/api/entries/{entry_id}", status_code=204, response_model=None,
-               responses=_errors(400, 401, 403, 404, 409, 428))
+               responses=_errors(400, 401, 403, 404, 409, 428, 507))
 def delete_entry(entry_id: str, services: ServicesDep, user: InstructorUser,
                  if_match: Annotated[str | None, IF_MATCH] = None) -> Response:
     """Delete an entry (instructors): its file goes and it leaves search at once.

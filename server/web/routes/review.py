@@ -34,8 +34,9 @@ from server.web.presenters import invalid_entry
 from server.web.staff_pages import staff_page
 
 router = APIRouter(tags=["review"])
-# link, draft and dismiss: the item may be unknown (404) or already closed (409)
-ACTION_ERRORS = error_responses(*STAFF_ERRORS, *BODY_ERRORS, 404, 409)
+# link, draft and dismiss: the item may be unknown (404) or already closed (409); a
+# full disk while the entry is written is 507
+ACTION_ERRORS = error_responses(*STAFF_ERRORS, *BODY_ERRORS, 404, 409, 507)
 T = TypeVar("T")
 
 
