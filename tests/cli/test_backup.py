@@ -33,7 +33,7 @@ from tests.store.readback import schema_revision
 
 POSTGRES_URL = os.environ.get("ASKTA_TEST_POSTGRES_URL", "")
 PASSWORD = "correct horse battery"
-HAS_GIT = shutil.which("git") is not None
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 ROUND_TRIPS = [("sqlite", "sqlite")] + ([("sqlite", "postgresql"), ("postgresql", "sqlite")]
                                         if POSTGRES_URL else [])
 
@@ -94,9 +94,8 @@ def build_server_state(settings: Settings, kb_source: Path) -> dict[str, Any]:
     edited entry, the index, and kb/ with a git history of two commits."""
     shutil.copytree(kb_source / "kb", settings.kb_dir)
     shutil.copytree(kb_source / "demos", settings.kb_dir.parent / "demos")
-    if HAS_GIT:
-        git(settings.kb_dir, "init", "-q")
-        commit_all(settings.kb_dir, "the bundled knowledge base")
+    git(settings.kb_dir, "init", "-q")
+    commit_all(settings.kb_dir, "the bundled knowledge base")
     svc = Services.start(settings, embedder=HashingEmbedder())
     try:
         store = svc.store
@@ -127,8 +126,7 @@ def build_server_state(settings: Settings, kb_source: Path) -> dict[str, Any]:
         store.audit("ian", "backup_test", "target", {"nested": {"list": [1, 2.5, None]}})
     finally:
         svc.close()
-    if HAS_GIT:
-        commit_all(settings.kb_dir, "ian tagged why-nonlinearities")
+    commit_all(settings.kb_dir, "ian tagged why-nonlinearities")
     return {"token": token}
 
 
@@ -172,7 +170,7 @@ def test_backup_then_restore_gives_back_every_table_and_the_history(
     report = json.loads(r.output)
     assert report["schema_revision"] == "0003"
     assert report["tables"]["users"] == 3 and report["tables"]["questions"] == 2
-    assert report["kb"]["history"] is HAS_GIT
+    assert report["kb"]["history"] is True
     assert any("matches the restored kb" in n for n in report["notes"]), report["notes"]
 
     # The database, table by table, row by row, as the application reads it.
@@ -185,11 +183,10 @@ def test_backup_then_restore_gives_back_every_table_and_the_history(
 
     # kb/, file for file, with the history.
     assert tree(target.kb_dir) == tree(source.kb_dir)
-    if HAS_GIT:
-        assert git(target.kb_dir, "log", "--format=%H %s") == git(source.kb_dir, "log",
-                                                                   "--format=%H %s")
-        git(target.kb_dir, "fsck", "--strict")
-        assert git(target.kb_dir, "status", "--porcelain") == ""
+    assert git(target.kb_dir, "log", "--format=%H %s") == git(source.kb_dir, "log",
+                                                               "--format=%H %s")
+    git(target.kb_dir, "fsck", "--strict")
+    assert git(target.kb_dir, "status", "--porcelain") == ""
 
     # The restored server works: logins, tokens, disabled users, the KB and its index.
     restored = Store(target.db_url)
@@ -267,10 +264,14 @@ def test_restore_refuses_a_data_dir_or_kb_that_is_not_empty(tmp_path: Path,
     assert run(restore_command, target, str(archive)).exit_code == 0
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="needs ASKTA_TEST_POSTGRES_URL")
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_restore_refuses_a_database_that_is_not_empty(tmp_path: Path, archive: Path,
-                                                      postgres_urls: list[str]) -> None:
-    target = place(tmp_path, "target", "postgresql", postgres_urls)
+                                                      postgres_urls: list[str],
+                                                      backend: str) -> None:
+    target = place(tmp_path, "target", backend, postgres_urls)
+    if backend == "sqlite":  # a database outside the (empty) data dir
+        url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+        target = target.model_copy(update={"database_url": url})
     store = Store(target.db_url)
     store.migrate()
     store.audit("someone", "was_here")

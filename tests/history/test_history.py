@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -28,8 +27,6 @@ from server.web.app import create_app
 from tests.web.test_auth import bearer, login
 
 ENTRY = "why-nonlinearities"
-HAS_GIT = shutil.which("git") is not None
-needs_git = pytest.mark.skipif(not HAS_GIT, reason="the git command checks what git sees")
 
 
 @pytest.fixture
@@ -89,10 +86,9 @@ def test_first_start_creates_a_repository_of_the_existing_entries(services: Serv
     assert repo is not None and not repo.outer
     assert set(repo.head_files()) == {p.name for p in kb_dir.glob("*.yaml")}
     repo.close()
-    if HAS_GIT:
-        assert git(kb_dir, "status", "--porcelain") == ""
-        assert git(kb_dir, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
-        git(kb_dir, "fsck", "--strict")
+    assert git(kb_dir, "status", "--porcelain") == ""
+    assert git(kb_dir, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+    git(kb_dir, "fsck", "--strict")
 
 
 def test_a_second_start_commits_nothing_new(settings: Settings) -> None:
@@ -126,7 +122,6 @@ def test_the_email_domain_is_configurable(settings: Settings) -> None:
         Settings(kb_git_email_domain="not a domain>")
 
 
-@needs_git
 def test_inside_a_larger_repository_only_kb_is_committed(tmp_path: Path,
                                                          settings: Settings) -> None:
     project = tmp_path  # holds kb/, demos/ and data/, like this project's checkout
@@ -170,7 +165,6 @@ def test_inside_a_larger_repository_only_kb_is_committed(tmp_path: Path,
     git(project, "fsck", "--strict")
 
 
-@needs_git
 def test_a_larger_repository_that_ignores_kb_gets_kb_its_own(tmp_path: Path,
                                                              settings: Settings) -> None:
     git(tmp_path, "init", "-q")
@@ -183,7 +177,6 @@ def test_a_larger_repository_that_ignores_kb_gets_kb_its_own(tmp_path: Path,
     assert git(tmp_path, "status", "--porcelain") == "?? .gitignore\n?? demos/\n"
 
 
-@needs_git
 def test_a_worktree_of_a_larger_repository_commits_on_its_own_branch(tmp_path: Path) -> None:
     main, tree = tmp_path / "main", tmp_path / "tree"
     main.mkdir()
@@ -289,8 +282,7 @@ def test_concurrent_saves_commit_in_order(services: Services) -> None:
     for entry_id in ids:
         assert repo.blob_at(repo.head(), f"{entry_id}.yaml") == \
             (services.kb.kb_dir / f"{entry_id}.yaml").read_bytes()
-    if HAS_GIT:
-        assert git(services.kb.kb_dir, "status", "--porcelain") == ""
+    assert git(services.kb.kb_dir, "status", "--porcelain") == ""
 
 
 def test_saving_an_entry_unchanged_keeps_its_text(services: Services) -> None:
@@ -323,8 +315,7 @@ def test_a_change_written_but_not_committed_is_committed_at_start(settings: Sett
         assert len(log) == 2
     finally:
         services.close()
-    if HAS_GIT:
-        assert git(settings.kb_dir, "status", "--porcelain") == ""
+    assert git(settings.kb_dir, "status", "--porcelain") == ""
 
 
 def test_a_recorded_change_is_committed_at_start_with_its_author(

@@ -118,7 +118,8 @@ def test_open_review_item(store: Store) -> None:
 
 
 def test_numpy_scores_are_stored_as_plain_numbers(store: Store) -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     store.log_question("q", client="c", session_id=None, entry_id="e", score=np.float32(0.5),
                        answered=True,
                        suggestions=[{"id": "e", "question": "q", "score": np.float32(0.25)}])
