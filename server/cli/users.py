@@ -20,14 +20,14 @@ from server.accounts import (
     WeakPassword,
     check_password,
 )
+from server.cli.common import settings_of
 from server.cli.exit_codes import ExitCode
-from server.config import Settings
 from server.store import ROLES, Store, StoreError, User
 
 
 @contextmanager
 def _accounts(ctx: click.Context) -> Iterator[Accounts]:
-    settings: Settings = (ctx.obj or {}).get("settings") or Settings()
+    settings = settings_of(ctx)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_url)
     try:
