@@ -22,7 +22,7 @@ TORCH_PIP := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 # instead of the test and lint tools.
 EXTRAS ?= dev
 
-.PHONY: help install system-deps browser-deps container-deps container-check sandbox-env index run test lint check bench clean
+.PHONY: help install system-deps browser-deps redis-deps container-deps container-check sandbox-env index run test lint check bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -41,6 +41,11 @@ container-deps:  ## Debian docker-compose, which validates compose.yaml without 
 	@if ! command -v docker-compose >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; \
 	  else echo "Please install docker-compose: sudo apt-get install docker-compose"; exit 1; fi; fi
+
+redis-deps:  ## Debian redis-server, for the tests of the Celery executor and shared limits
+	@if ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "Please install redis-server: sudo apt-get install redis-server"; exit 1; fi; fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +75,7 @@ run: install  ## serve the bundled knowledge base on http://$(HOST):$(PORT)
 	$(ASKTA) index
 	$(ASKTA) serve --host $(HOST) --port $(PORT)
 
-test: install browser-deps container-check  ## lint, check the import rules and the container files, check every entry and demo, run the whole test suite
+test: install browser-deps redis-deps container-check  ## lint, check the import rules and the container files, check every entry and demo, run the whole test suite
 	$(VENV)/bin/ruff check indexer server tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

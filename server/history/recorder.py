@@ -15,6 +15,9 @@ How a change travels:
    message; then whatever still differs between kb/ and HEAD (a file written just
    before a crash, before its record; an edit made by hand while the server was
    down) is committed as `recovered: uncommitted changes to X at start-up`.
+   A commit cut short by a kill leaves git's lock on the branch (or the index), which
+   git never clears and which would refuse every later commit: a marker file, present
+   only while a commit is being made, tells start-up that those locks are its own.
 
 Commits are in order: a record whose file a later record has already committed
 leaves that file out (the later commit holds the newer text).
@@ -135,6 +138,7 @@ class KbHistory(History):
         super().__init__()
         self.kb, self.repo = kb, repo
         self.pending_dir = state_dir / "pending"
+        self._marker = state_dir / "committing"
         self.email_domain = email_domain
         self.committer = Identity(SYSTEM_NAME, f"{SYSTEM_NAME}@{email_domain}")
         self._kb_dir = kb.kb_dir.resolve()
@@ -157,7 +161,11 @@ class KbHistory(History):
         repo, created = KbRepo.open_or_init(kb.kb_dir)
         history = cls(kb, repo, state_dir, email_domain)
         history.pending_dir.mkdir(parents=True, exist_ok=True)
+        crashed = history._clear_own_locks()
         history._recover(created)
+        if crashed:
+            with contextlib.suppress(HistoryError):
+                history.repo.repair_index()
         kb.change_hooks.append(history._on_kb_change)
         history._thread.start()
         where = (f"the repository at {repo.repo.path} (only {repo.prefix} is committed)"
@@ -287,7 +295,7 @@ class KbHistory(History):
             message += ("\n\nCommitted at start-up: the server stopped before it could "
                         "commit this change.")
         if files:
-            with self._repo_lock:
+            with self._repo_lock, self._committing_marker():
                 self.repo.commit(files, author=self.identity(record.author),
                                  committer=self.committer, message=message,
                                  author_time=record.time,
@@ -301,7 +309,30 @@ class KbHistory(History):
         local = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip(".-") or "staff"
         return Identity(name, f"{local}@{self.email_domain}")
 
+    @contextlib.contextmanager
+    def _committing_marker(self) -> Iterator[None]:
+        """The marker file, for the time a commit takes (no fsync: it guards against a
+        killed process, whose writes the kernel keeps, not against a power cut)."""
+        self._marker.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        try:
+            yield
+        finally:
+            self._marker.unlink(missing_ok=True)
+
     # --- start-up --------------------------------------------------------------------------
+    def _clear_own_locks(self) -> bool:
+        """Remove the git locks a commit left when the server was killed making it;
+        whether one was."""
+        try:
+            since = self._marker.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        for path in self.repo.clear_locks_made_since(since):
+            log.warning("kb history: removed %s, left by a commit the server was stopped "
+                        "in the middle of", path)
+        self._marker.unlink(missing_ok=True)
+        return True
+
     def _recover(self, created: bool) -> None:
         records = self._load_pending()
         try:
@@ -350,8 +381,9 @@ class KbHistory(History):
                 message += ("\n\nkb/ differed from the last commit when the server started "
                             "(a crash before the commit, or an edit by hand):\n"
                             + "\n".join(body))
-            self.repo.commit(changes, author=self.committer, committer=self.committer,
-                             message=message)
+            with self._committing_marker():
+                self.repo.commit(changes, author=self.committer, committer=self.committer,
+                                 message=message)
             log.log(logging.INFO if created else logging.WARNING, "kb history: %s",
                     message.split("\n", 1)[0])
 

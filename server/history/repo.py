@@ -285,6 +285,56 @@ class KbRepo:
         return lines
 
     # --- writing ---------------------------------------------------------------------------
+    def lock_files(self) -> list[Path]:
+        """git's lock files of what a commit writes: the branch HEAD names (a commit
+        locks the ref it moves, not HEAD) and the index."""
+        names, _ = self.repo.refs.follow(HEADREF)
+        ref = names[-1]
+        base = self.repo.controldir() if ref == HEADREF else self.repo.commondir()
+        return [Path(base) / (ref.decode("utf-8", "replace") + ".lock"),
+                Path(self.repo.index_path() + ".lock")]
+
+    def clear_locks_made_since(self, since: float, within_s: float = 5.0) -> list[Path]:
+        """Remove the lock files created within `within_s` seconds of `since`: those a
+        commit left when the process making it was killed. git never clears them
+        itself, and a stale one refuses every later commit: the branch's and the
+        index's (see lock_files), and those of objects being written (a replayed
+        commit writes the same blob again, to the same locked path)."""
+        objects = Path(self.repo.object_store.path)
+        removed = []
+        for path in [*self.lock_files(), *objects.glob("??/*.lock")]:
+            try:
+                made = path.lstat().st_mtime
+            except FileNotFoundError:
+                continue
+            if since - 1.0 <= made <= since + within_s:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    def repair_index(self) -> list[str]:
+        """Point the index entries of files that are on disk as HEAD has them at HEAD
+        (a commit killed after moving the branch, before updating the index, leaves
+        them at the old version: `git status` would show a change undone); returns
+        the names repaired."""
+        head = self.head_files()
+        try:
+            index = self.repo.open_index()
+        except (OSError, ValueError):
+            return []
+        stale: dict[str, ObjectID | None] = {}
+        for name, sha in head.items():
+            key = self.path(name).encode()
+            entry = index[key] if key in index else None
+            if getattr(entry, "sha", None) == sha:
+                continue
+            disk = self.read_disk(name)
+            if disk is not None and blob_id(disk) == sha:
+                stale[name] = sha
+        if stale:
+            self._update_index(stale)
+        return sorted(stale)
+
     def busy(self) -> str | None:
         """What the repository is in the middle of (a merge, a rebase...), or None."""
         for marker in _BUSY_MARKERS:
@@ -304,6 +354,18 @@ class KbRepo:
         if (doing := self.busy()) is not None:
             raise HistoryError(f"the repository is in the middle of an operation ({doing}): "
                                "kb/ changes are committed once it is finished")
+        try:
+            return self._commit(files, author=author, committer=committer, message=message,
+                                author_time=author_time,
+                                skip_when_disk_at_head=skip_when_disk_at_head)
+        except FileLocked as e:
+            raise HistoryError(f"a file of the repository is locked by another git "
+                               f"command ({e}); if none is running, remove the lock "
+                               "file") from e
+
+    def _commit(self, files: Mapping[str, bytes | None], *, author: Identity,
+                committer: Identity, message: str, author_time: float | None,
+                skip_when_disk_at_head: bool) -> ObjectID | None:
         store = self.repo.object_store
         tz = _local_offset()
         when = int(author_time if author_time is not None else time.time())

@@ -1,7 +1,7 @@
 """The database: questions asked, feedback, the review queue, users and the audit log."""
 
 from server.store.base import alembic_config
-from server.store.errors import ReviewItemNotFound, StoreError, UnknownUser
+from server.store.errors import QuestionNotStored, ReviewItemNotFound, StoreError, UnknownUser
 from server.store.models import (
     REVIEW_REASONS,
     REVIEW_STATUSES,
@@ -26,6 +26,7 @@ __all__ = [
     "DemoRun",
     "Feedback",
     "Question",
+    "QuestionNotStored",
     "ReviewItem",
     "ReviewItemNotFound",
     "Store",

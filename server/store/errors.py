@@ -7,6 +7,10 @@ class StoreError(Exception):
     """A request the store cannot carry out, with a message for people."""
 
 
+class QuestionNotStored(StoreError):
+    """A question the chat must not answer: the database did not take it."""
+
+
 class UnknownUser(StoreError):
     """No user has this name."""
 

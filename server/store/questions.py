@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from server.store.base import StoreBase, json_safe
+from server.store.errors import QuestionNotStored, StoreError
 from server.store.models import DemoRun, Feedback, Question, ReviewItem, utcnow
 from server.store.review_items import review_row
 
@@ -20,11 +21,13 @@ class QuestionLog(StoreBase):
     def log_question(self, text: str, *, client: str, session_id: str | None,
                      entry_id: str | None, score: float, answered: bool,
                      suggestions: list[dict[str, Any]], review: dict[str, Any] | None = None,
-                     ) -> str | None:
+                     wait: bool = False) -> str | None:
         """Queue one question and what the bot did with it for the background writer.
 
         `review` (reason, and optionally embedding and entry_id) also opens a review
-        item for it; its id is returned at once, and any later read sees it.
+        item for it; its id is returned, and any later read sees it. With `wait`, return
+        only once both are committed (a chat reply promises it: a crash right after
+        loses nothing), else raise QuestionNotStored.
         """
         question = _question_row(text, client=client, session_id=session_id,
                                  entry_id=entry_id, score=score, answered=answered,
@@ -32,7 +35,12 @@ class QuestionLog(StoreBase):
         item = None
         if review is not None:
             item = review_row(None, text, suggestions=suggestions, **review)
-        self._behind.put((question, item))
+        ticket = self._behind.put((question, item))
+        if wait:
+            try:
+                self._behind.wait(ticket)
+            except StoreError as e:
+                raise QuestionNotStored(str(e)) from e
         return item["id"] if item is not None else None
 
     def _write_queued(self, batch: list[QueuedQuestion]) -> None:

@@ -1,8 +1,11 @@
 """The background writer behind `Store.log_question`, and the barrier reads wait at.
 
-The chat path does not wait for the database: it queues the question (and its
-review item), and a thread commits whatever has queued up in one transaction.
-Every read and write through the Store first waits for what was queued before it.
+The chat path does not write to the database itself: it queues the question (and
+its review item), and a thread commits whatever has queued up in one transaction
+(group commit: requests that arrive while a write is under way share the next
+one). A request that must not answer before its question is stored waits for its
+ticket; every read and write through the Store first waits for what was queued
+before it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +25,11 @@ log = logging.getLogger(__name__)
 class WriteBehind:
     """A thread that writes queued items in batches, and a barrier for readers.
 
-    `put` never blocks on the database. `wait` returns once everything put before
-    it has been written (or given up on). A batch that fails is retried; after
-    WRITE_ATTEMPTS failures its questions are logged at ERROR level, text and
-    all, so that nothing disappears without a trace.
+    `put` never blocks on the database and returns a ticket. `wait` returns once
+    everything put before it (or up to its ticket) has been written, and raises
+    StoreError when the ticket's batch could not be. A batch that fails is
+    retried; after WRITE_ATTEMPTS failures its questions are logged at ERROR
+    level, text and all, so that nothing disappears without a trace.
     """
 
     WRITE_ATTEMPTS = 5
@@ -43,8 +48,9 @@ class WriteBehind:
         self._waiting = 0
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._failed: deque[tuple[int, int]] = deque(maxlen=64)  # tickets (first, last]
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any) -> int:
         with self._cv:
             if self._closed:
                 raise StoreError("The store is closed.")
@@ -58,21 +64,26 @@ class WriteBehind:
             # lingers over a batch, waking it at each question would only cost the GIL.
             if len(self._pending) == 1 or len(self._pending) >= self.MAX_BATCH:
                 self._cv.notify_all()
+            return self._queued
 
-    def wait(self) -> None:
+    def wait(self, ticket: int | None = None) -> None:
+        """Wait until what was put before now (or up to `ticket`) is written; a ticket
+        whose batch could not be written raises StoreError."""
         if threading.current_thread() is self._thread:
             return
         with self._cv:
-            target = self._queued
-            if self._done >= target:
-                return
-            self._waiting += 1
-            self._cv.notify_all()
-            try:
-                while self._done < target:
-                    self._cv.wait()
-            finally:
-                self._waiting -= 1
+            target = self._queued if ticket is None else ticket
+            if self._done < target:
+                self._waiting += 1
+                self._cv.notify_all()
+                try:
+                    while self._done < target:
+                        self._cv.wait()
+                finally:
+                    self._waiting -= 1
+            if ticket is not None and any(a < ticket <= b for a, b in self._failed):
+                raise StoreError("The question could not be stored: the database is not "
+                                 "answering. Try again in a moment.")
 
     def close(self) -> None:
         self.wait()
@@ -96,19 +107,22 @@ class WriteBehind:
                         break
                     self._cv.wait(left)
                 batch, self._pending = self._pending, []
-            self._write_batch(batch)
+            written = self._write_batch(batch)
             with self._cv:
+                if not written:
+                    self._failed.append((self._done, self._done + len(batch)))
                 self._done += len(batch)
                 self._cv.notify_all()
 
-    def _write_batch(self, batch: list[Any]) -> None:
+    def _write_batch(self, batch: list[Any]) -> bool:
         for attempt in range(1, self.WRITE_ATTEMPTS + 1):
             try:
                 self._write(batch)
-                return
+                return True
             except Exception:
                 if attempt == self.WRITE_ATTEMPTS:
                     log.exception("could not write %d logged questions; they were: %r",
                                   len(batch), [q["text"] for q, _ in batch])
-                    return
+                    return False
                 time.sleep(self.RETRY_DELAY_S * attempt)
+        return False

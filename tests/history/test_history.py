@@ -21,7 +21,7 @@ from indexer.kb import KnowledgeBase
 from server.cli.main import cli
 from server.config import Settings
 from server.history import History, HistoryError, KbHistory, KbRepo
-from server.history.repo import Identity
+from server.history.repo import Identity, blob_id
 from server.services import Services
 from server.web.app import create_app
 from tests.web.test_auth import bearer, login
@@ -375,6 +375,83 @@ def test_a_record_overtaken_by_a_hand_commit_is_not_replayed(
         assert [c.summary for c in services.history.log()][0] == "hand"  # type: ignore[attr-defined]
         assert "Newer, by hand." in path.read_text()
     finally:
+        services.close()
+
+
+def test_a_commit_killed_holding_gits_locks_does_not_block_the_next_start(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill in the middle of a commit leaves the branch's lock and index.lock behind
+    (git never clears them); the next start removes them and commits the change."""
+    services = start(settings)
+    repo = services.history.repo  # type: ignore[attr-defined]
+    locks = repo.lock_files()
+    assert {p.name for p in locks} == {"main.lock", "index.lock"}
+
+    def die_holding_the_locks(*args: object, **kwargs: object) -> None:
+        # killed while writing the new blob, the branch and the index (each a .lock file
+        # made O_CREAT|O_EXCL, then renamed over the real one)
+        sha = blob_id((settings.kb_dir / f"{ENTRY}.yaml").read_bytes()).decode()
+        blob_lock = settings.kb_dir / ".git" / "objects" / sha[:2] / f"{sha[2:]}.lock"
+        blob_lock.parent.mkdir(exist_ok=True)
+        locks.append(blob_lock)
+        for lock in locks:
+            lock.write_bytes(b"")
+        raise HistoryError("simulated: killed while the branch was locked")
+
+    monkeypatch.setattr(KbRepo, "commit", die_holding_the_locks)
+    services.editor.save(edited(services, answer="Saved, then killed mid-commit."),
+                         by="ines", entry_id=ENTRY)
+    assert not services.history.flush(timeout=1.0)
+    crash(services.history)
+    services.store.close()
+    monkeypatch.undo()
+    marker = settings.data_dir / "kb-history" / "committing"
+    marker.write_text("4242\n")  # a killed commit's marker stays (the test's raise removed it)
+    os.utime(marker, (locks[0].stat().st_mtime,) * 2)
+    older = settings.kb_dir / ".git" / "refs" / "heads" / "other.lock"  # not ours: kept
+    older.write_bytes(b"")
+
+    services = start(settings)
+    try:
+        assert not any(p.exists() for p in locks)
+        assert older.exists() and not marker.exists()
+        assert commits(services, ENTRY)[0] == ("ines <ines@askta.invalid>",
+                                               f"edit: {ENTRY} (published)")
+    finally:
+        services.close()
+    assert git(settings.kb_dir, "status", "--porcelain") == ""
+
+
+def test_a_commit_killed_before_its_index_update_leaves_git_status_clean(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    services = start(settings)
+    monkeypatch.setattr(KbRepo, "_update_index", lambda self, committed: None)
+    services.editor.save(edited(services, answer="Committed; the index never knew."),
+                         by="ines", entry_id=ENTRY)
+    assert services.history.flush()
+    crash(services.history)
+    services.store.close()
+    monkeypatch.undo()
+    assert git(settings.kb_dir, "status", "--porcelain").strip() == f"MM {ENTRY}.yaml"
+    (settings.data_dir / "kb-history" / "committing").write_text("4242\n")
+
+    services = start(settings)
+    services.close()
+    assert git(settings.kb_dir, "status", "--porcelain") == ""
+
+
+def test_a_lock_older_than_the_killed_commit_is_left_to_its_owner(settings: Settings) -> None:
+    services = start(settings)
+    services.close()
+    lock = settings.kb_dir / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_bytes(b"")
+    os.utime(lock, (1_000_000_000, 1_000_000_000))  # made long before the marker
+    (settings.data_dir / "kb-history" / "committing").write_text("4242\n")
+    services = start(settings)
+    try:
+        assert lock.exists()  # a git command of someone else's: not removed
+    finally:
+        lock.unlink()
         services.close()
 
 

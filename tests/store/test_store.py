@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from server.store import (
     REVIEW_REASONS,
+    QuestionNotStored,
     ReviewItemNotFound,
     Store,
     StoreError,
@@ -397,3 +398,32 @@ def test_a_failing_write_is_retried_then_logged_and_readers_go_on(
     assert [q.text for q in questions(store)] == ["kept"]  # the read does not hang
     assert "could not write 1 logged questions" in caplog.text
     assert "what is lost" in caplog.text
+
+
+def test_a_question_logged_with_wait_is_committed_or_refused(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wait=True (the chat path) returns only after the commit; a write that fails every
+    attempt raises QuestionNotStored instead of acknowledging a question it lost."""
+    written: list[str] = []
+    real = store._behind._write
+
+    def spy(batch: list) -> None:
+        real(batch)
+        written.extend(q["text"] for q, _ in batch)
+
+    monkeypatch.setattr(store._behind, "_write", spy)
+    store.log_question("kept at once", client="c", session_id=None, entry_id=None,
+                       score=0.1, answered=True, suggestions=[], wait=True)
+    assert written == ["kept at once"]  # committed before log_question returned
+
+    monkeypatch.setattr(store._behind, "RETRY_DELAY_S", 0.001)
+    monkeypatch.setattr(store._behind, "_write", lambda batch: (_ for _ in ()).throw(
+        OSError("database is locked")))
+    with pytest.raises(QuestionNotStored, match="could not be stored"):
+        store.log_question("refused", client="c", session_id=None, entry_id=None,
+                           score=0.1, answered=False, suggestions=[],
+                           review={"reason": "unanswered"}, wait=True)
+    monkeypatch.setattr(store._behind, "_write", spy)
+    store.log_question("and the next one is kept", client="c", session_id=None,
+                       entry_id=None, score=0.1, answered=True, suggestions=[], wait=True)
+    assert [q.text for q in questions(store)] == ["and the next one is kept", "kept at once"]

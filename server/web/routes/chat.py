@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from server.services import Services
+from server.store import QuestionNotStored
 from server.web.deps import ClientDep, ServicesDep
-from server.web.errors import BODY_ERRORS, error_responses
+from server.web.errors import BODY_ERRORS, ServiceUnavailable, error_responses
 from server.web.messages import check_message
 from server.web.presenters import entry_to_json
 from server.web.ratelimit import check_rate
@@ -39,7 +40,7 @@ class ChatResponse(BaseModel):
 
 
 @router.post("/chat", response_model=ChatResponse,
-             responses=error_responses(*BODY_ERRORS, 429))
+             responses=error_responses(*BODY_ERRORS, 429, 503))
 async def chat(
     body: ChatRequest, request: Request, services: ServicesDep, client: ClientDep
 ) -> JSONResponse:
@@ -47,14 +48,23 @@ async def chat(
     check_message(body.message, services.settings.max_message_chars)
     check_rate(request, "chat")
     started = time.perf_counter()
-    reply = await services.answering(answer, services, body.message, client, body.session_id)
+    try:
+        reply = await services.answering(answer, services, body.message, client,
+                                         body.session_id)
+    except QuestionNotStored as e:
+        raise ServiceUnavailable(str(e), headers={"Retry-After": "5"}) from e
     services.metrics.observe_chat(reply["answered"], time.perf_counter() - started)
     # Built from typed parts by answer(), so it skips a second validation on the way out.
     return JSONResponse(reply)
 
 
 def answer(services: Services, message: str, client: str, session_id: str | None) -> dict:
-    """Search, log the question (and a review item when not answered), build the reply."""
+    """Search, log the question (and a review item when not answered), build the reply.
+
+    The reply waits for the question's commit (a millisecond or two: requests that
+    arrive meanwhile share the next one), so a question that got an answer, or a
+    review id, is never lost to a crash.
+    """
     result = services.searcher.search(message)
     suggestions = [h.to_dict() for h in result.suggestions]
     review = None
@@ -73,6 +83,7 @@ def answer(services: Services, message: str, client: str, session_id: str | None
         answered=result.answered,
         suggestions=suggestions,
         review=review,
+        wait=True,
     )
     return {
         "answered": result.answered,
