@@ -100,6 +100,21 @@ class Settings(BaseSettings):
         5.0, ge=0.0, description="How long a login waits for a hashing slot before a 503."
     )
 
+    # --- demo runs: where they execute ----------------------------------------------------
+    executor: Literal["local", "celery"] = Field(
+        "local", description="Where demo runs execute: 'local', this process's warm sandbox "
+        "pool (nothing else to start); 'celery', worker machines (`askta worker`) through "
+        "Redis (ASKTA_REDIS_URL).",
+    )
+    redis_url: str | None = Field(
+        None, description="Redis, e.g. redis://127.0.0.1:6379/0: the Celery broker and the "
+        "runs' event streams (ASKTA_EXECUTOR=celery), shared rate limits.",
+    )
+    runs_queue_max: int = Field(
+        32, ge=1, description="ASKTA_EXECUTOR=celery: runs waiting in a device's queue before "
+        "new ones are refused with 503 and Retry-After.",
+    )
+
     # --- sandbox -------------------------------------------------------------------------
     sandbox_enabled: bool = True
     sandbox_python: Path = Field(
@@ -133,6 +148,10 @@ class Settings(BaseSettings):
     sandbox_threads: int = Field(
         1, ge=1, description="CPU threads a demo's torch may use (OMP_NUM_THREADS): with several "
         "runs sharing a few cores, one thread each keeps small demos from stalling.",
+    )
+    sandbox_preload_torch: bool = Field(
+        True, description="Warm CPU sandboxes import torch before a run comes (false: they "
+        "start in a fraction of the time and each run pays for the import; for tests).",
     )
     sandbox_nvidia_dir: Path = Field(
         Path("/usr/local/nvidia"),
@@ -220,10 +239,21 @@ class Settings(BaseSettings):
             raise ValueError("name at least one proxy address, like '127.0.0.1'")
         return ",".join(hosts)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        if v and not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError(f"{v!r} is not a Redis URL: write it like redis://127.0.0.1:6379/0")
+        return v or None
+
     @model_validator(mode="after")
     def _paths(self) -> Settings:
         if self.max_message_chars < 1:
             raise ValueError("max_message_chars must be at least 1")
+        if self.executor == "celery" and not self.redis_url:
+            raise ValueError("ASKTA_EXECUTOR=celery needs ASKTA_REDIS_URL (e.g. "
+                             "redis://127.0.0.1:6379/0), the Redis the workers read")
         return self
 
     @property
@@ -265,6 +295,7 @@ class Settings(BaseSettings):
             ready_timeout_s=self.sandbox_ready_timeout_s,
             use_cgroups=self.sandbox_cgroups,
             threads=self.sandbox_threads,
+            preload_torch=self.sandbox_preload_torch,
         )
 
 

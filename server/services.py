@@ -7,6 +7,7 @@ created lazily on first use, and no per-app state hides in module globals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from indexer.embedders import Embedder
@@ -18,6 +19,8 @@ from server.history import History, HistoryError, KbHistory
 from server.retrieval import open_searcher
 from server.review.authoring import EntryEditor
 from server.review.queue import ReviewQueue
+from server.runs import Executor
+from server.runs.local import LocalExecutor
 from server.sandbox import SandboxRunner, SandboxUnavailable
 from server.sandbox.demo_cache import CACHE_DIR_NAME, DemoCache
 from server.store import Store
@@ -73,6 +76,8 @@ class Services:
     sessions: Sessions = field(init=False)
     rate_limits: RateLimits = field(init=False)
     login_throttle: LoginThrottle = field(init=False)
+    # Where demo runs execute: the local pool above, or Celery workers (ASKTA_EXECUTOR).
+    runs: Executor = field(init=False)
     # The app's own Prometheus registry and metrics (GET /metrics).
     metrics: Metrics = field(init=False)
     # Runs chat questions: on the event loop when alone, together in threads in a burst.
@@ -88,6 +93,7 @@ class Services:
         self.sessions = Sessions(s)
         self.rate_limits = RateLimits.from_settings(s)
         self.login_throttle = LoginThrottle.from_settings(s)
+        self.runs = build_executor(s, lambda: self.sandbox)
         self.metrics = Metrics()
         self.metrics.watch(self)
 
@@ -118,7 +124,10 @@ class Services:
         return svc
 
     def start_sandbox(self) -> None:
-        """Start the warm pool; if bubblewrap cannot run, say why and refuse to run code."""
+        """Start the warm pool; if bubblewrap cannot run, say why and refuse to run code.
+        With the Celery executor the workers hold the pools and this process none."""
+        if self.settings.executor == "celery":
+            return
         if not self.settings.sandbox_enabled:
             self.sandbox_error = (
                 "Demo runs are disabled on this server (ASKTA_SANDBOX_ENABLED=false)."
@@ -140,6 +149,7 @@ class Services:
         """Wait up to `grace_s` for demo runs still going, stop the pool, then close the
         database (which first writes the questions still queued)."""
         self.history.close()
+        self.runs.close(grace_s)
         if self.sandbox is not None:
             if grace_s > 0 and (self.sandbox.running or self.sandbox.waiting):
                 log.info("waiting up to %g s for %d demo run(s) to finish", grace_s,
@@ -148,6 +158,17 @@ class Services:
                     log.warning("demo runs still going after %g s are stopped", grace_s)
             self.sandbox.close()
         self.store.close()
+
+
+def build_executor(settings: Settings, runner: Callable[[], SandboxRunner | None]) -> Executor:
+    """The executor ASKTA_EXECUTOR names: the local pool (`runner` gives it, or None while
+    the sandbox cannot run), or Celery workers through ASKTA_REDIS_URL."""
+    if settings.executor == "celery" and settings.redis_url:
+        from server.runs.remote import CeleryExecutor  # imports Celery: only when used
+
+        return CeleryExecutor(settings.redis_url, settings.runs_queue_max,
+                              settings.sandbox_timeout_s)
+    return LocalExecutor(runner)
 
 
 def start_history(settings: Settings, kb: KnowledgeBase) -> History:

@@ -19,6 +19,7 @@ from server.cli.kb import ask, check, evaluate_cmd, index, schema
 from server.cli.sandbox import sandbox_group
 from server.cli.serve import serve
 from server.cli.users import user_group
+from server.cli.worker import worker_command
 from server.config import Settings
 
 
@@ -59,7 +60,7 @@ def cli(
 
 
 for command in (serve, index, ask, evaluate_cmd, check, schema, sandbox_group, import_command,
-                user_group, backup_command, restore_command, kb_group):
+                user_group, backup_command, restore_command, kb_group, worker_command):
     cli.add_command(command)
 
 

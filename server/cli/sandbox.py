@@ -84,9 +84,14 @@ def run_command(file: Path, device: str | None, timeout_s: float | None, as_json
     limits = runner.cfg.limits if timeout_s is None else runner.cfg.limits.but(timeout_s=timeout_s)
     figures = 0
     done: dict[str, Any] | None = None
+    device = device or settings.sandbox_device
     try:
-        for event in runner.stream(file.read_text(encoding="utf-8"),
-                                   device or settings.sandbox_device, limits, file.name):
+        if device == "cuda":
+            runner.check()
+            problem = runner.cuda_problem()
+            if problem:
+                raise DeviceUnavailable(f"this machine has no CUDA GPU for the sandbox: {problem}")
+        for event in runner.stream(file.read_text(encoding="utf-8"), device, limits, file.name):
             if event.kind == "done":
                 done = event.data
             elif as_json:

@@ -30,6 +30,12 @@ PROBE = ("import importlib.util, sys; "
          "if importlib.util.find_spec(m) is None]; "
          "print('missing:' + ','.join(missing) if missing else 'ok')")
 CUDA_PROBE = "import torch; print('cuda:' + str(torch.cuda.is_available()))"
+TORCH_BUILD = "import torch; print(torch.__version__, torch.version.cuda or 'none')"
+CPU_TORCH = ("the sandbox environment's torch ({version}) is a CPU-only build: on a GPU "
+             "machine, install a CUDA build with `make sandbox-env SANDBOX_TORCH=cu128` "
+             "(docs/workers.md)")
+NO_GPU = ("no NVIDIA GPU is visible on this machine (no /dev/nvidia* device): check the "
+          "driver with nvidia-smi")
 
 
 class SandboxRunner:
@@ -45,6 +51,7 @@ class SandboxRunner:
         self._bwrap_path: str | None = None
         self._checked: SandboxUnavailable | bool = False
         self._cuda: bool | None = None
+        self._cuda_problem: str | None = None
         self._cgroups: Cgroups | None = None
         self._pool: WarmPool | None = None
         self._lock = threading.Lock()
@@ -153,6 +160,33 @@ class SandboxRunner:
                     log.error("CUDA does not work in the sandbox: %s", e)
                     self._cuda = False
         return self._cuda
+
+    def cuda_problem(self) -> str | None:
+        """Why CUDA runs cannot happen here, or None: the sandbox environment's torch is a
+        CPU-only build, no GPU is visible, or CUDA fails inside the sandbox. Found once."""
+        if self._cuda_problem is None:
+            problems = []
+            build = self._torch_build()
+            if build is not None and build[1] == "none":
+                problems.append(CPU_TORCH.format(version=build[0]))
+            if not nvidia_devices():
+                problems.append(NO_GPU)
+            elif not problems and not self.cuda_available:
+                problems.append("CUDA does not work inside the sandbox (the server's log "
+                                "says why)")
+            self._cuda_problem = "; and ".join(problems)
+        return self._cuda_problem or None
+
+    def _torch_build(self) -> tuple[str, str] | None:
+        """(torch version, CUDA version or 'none') of the sandbox interpreter, read by
+        importing torch outside the sandbox (no demo code runs); None if that fails."""
+        try:
+            out = subprocess.run([str(self.cfg.python), "-s", "-c", TORCH_BUILD],
+                                 capture_output=True, text=True, timeout=120, check=True)
+            version, cuda = out.stdout.split()
+            return version, cuda
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
 
     def start(self) -> None:
         """Check, then start the warm pool and its refill thread (idempotent)."""

@@ -105,7 +105,7 @@ class ServicesCollector(Collector):
         self.services = services
 
     def collect(self) -> Iterator[Metric]:
-        for part in (self._sandbox, self._index, self._review):
+        for part in (self._sandbox, self._runs, self._index, self._review):
             try:
                 yield from part()
             except Exception:  # a scrape must not fail for one part
@@ -131,6 +131,28 @@ class ServicesCollector(Collector):
         for device, count in sorted(warm.items()):
             family.add_metric([device], count)
         yield family
+
+    def _runs(self) -> Iterator[Metric]:
+        status = self.services.runs.status()
+        info = GaugeMetricFamily("askta_runs_executor", "Where demo runs execute: 1 for this "
+                                 "server's executor (local pool or celery workers).",
+                                 labels=["executor"])
+        info.add_metric([status.executor], 1)
+        yield info
+        workers = GaugeMetricFamily("askta_runs_workers", "Workers connected and ready for "
+                                    "runs, by device (local: this server, 1).",
+                                    labels=["device"])
+        for device in ("cpu", "cuda"):
+            workers.add_metric([device], status.workers.get(device, 0))
+        yield workers
+        depth = GaugeMetricFamily("askta_runs_queue_depth", "Runs waiting for a worker, by "
+                                  "queue (celery: cpu, gpu; local: the pool's queue).",
+                                  labels=["queue"])
+        for queue, n in sorted(status.queue_depth.items()):
+            depth.add_metric([queue], n)
+        yield depth
+        yield GaugeMetricFamily("askta_runs_running", "Runs executing now (celery: on every "
+                                "worker).", value=status.running)
 
     def _index(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("askta_index_vectors", "Vectors in the search index.",

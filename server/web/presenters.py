@@ -22,8 +22,7 @@ log = logging.getLogger("askta")
 
 def default_device(services: Services) -> str:
     """The device an `auto` demo run uses on this server."""
-    runner = services.sandbox
-    return "cuda" if runner is not None and getattr(runner, "cuda_available", False) else "cpu"
+    return "cuda" if services.runs.cuda_available else "cpu"
 
 
 def demo_file(services: Services, entry: Entry) -> Path | None:

@@ -22,10 +22,11 @@ from server.web.routes import (
     metrics,
     pages,
     review,
+    runs,
     stats,
 )
 
-ROUTE_MODULES = (health, chat, entries, demos, feedback, pages, review, login, admin, history,
+ROUTE_MODULES = (health, chat, entries, demos, runs, feedback, pages, review, login, admin, history,
                  stats, docs, metrics)
 
 

@@ -43,11 +43,20 @@ def healthz(services: ServicesDep) -> dict:
             "kb_hash": index.kb_hash,
         },
         "sandbox": {
-            "available": services.sandbox is not None,
+            "available": services.runs.available,
             "reason": public_reason(services.sandbox_error),
-            "cuda": bool(services.sandbox and services.sandbox.cuda_available),
+            "cuda": services.runs.cuda_available,
         },
+        "runs": _runs(services),
     }
+
+
+def _runs(services: Services) -> dict[str, Any]:
+    """The executor, its connected workers per device and its queues."""
+    status = services.runs.status()
+    return {"executor": status.executor, "workers": status.workers,
+            "queue_depth": status.queue_depth, "running": status.running,
+            "reason": public_reason(status.reason)}
 
 
 @router.get(
@@ -155,7 +164,7 @@ def _kb(services: Services) -> dict[str, Any]:
 
 def _sandbox(services: Services) -> dict[str, Any]:
     """Whether demos can run; if not, why (paths removed)."""
-    if services.sandbox is not None:
+    if services.runs.available:
         return {"ok": True}
     return {"ok": False,
             "reason": public_reason(services.sandbox_error) or "the sandbox is not running"}

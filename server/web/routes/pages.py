@@ -97,11 +97,10 @@ def entry_page(request: Request, entry_id: str, services: ServicesDep) -> HTMLRe
             demo_code = highlight_code(path.read_text(encoding="utf-8")) if path else None
         except OSError:
             demo_code = None
-    runner = services.sandbox
     last = data["demo"]["last_run"] if data["demo"] else None
     return _page(request, "entry.html", {
         "entry": data, "nav": "entries", "demo_code": demo_code,
         "last_run": last, "last_images": _safe_images(last),
-        "can_run": runner is not None, "sandbox_error": sandbox_notice(services),
-        "has_cuda": bool(runner is not None and getattr(runner, "cuda_available", False)),
+        "can_run": services.runs.available, "sandbox_error": sandbox_notice(services),
+        "has_cuda": services.runs.cuda_available,
     })

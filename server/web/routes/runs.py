@@ -1,0 +1,117 @@
+"""Demo runs as resources: start one (`POST /api/runs`), read it (`GET /api/runs/{id}`),
+follow its events (`GET /api/runs/{id}/events`, Server-Sent Events with ids, replayed
+from `Last-Event-ID`, so a browser that reconnects sees every event once)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from server.runs import Executor, RunEvent, RunView, UnknownRun
+from server.web.demo_runs import SSE_HEADERS, SSE_RETRY_MS, executor_of, sse, submit_demo
+from server.web.deps import ServicesDep
+from server.web.errors import BODY_ERRORS, NotFound, error_responses
+from server.web.ratelimit import DemoRateLimit
+
+router = APIRouter(tags=["runs"])
+
+Device = Literal["auto", "cpu", "cuda"]
+RunStatus = Literal["queued", "running", "ok", "error", "timeout", "killed"]
+
+
+class RunCreate(BaseModel):
+    """A run of an entry's demo; `auto` picks CUDA when a GPU can take it."""
+
+    entry_id: str = Field(max_length=200)
+    device: Device = "auto"
+
+
+class RunCreated(BaseModel):
+    """The new run: follow `events_url`, or read `/api/runs/{id}`."""
+
+    id: str
+    status: RunStatus
+    events_url: str
+
+
+class RunOut(BaseModel):
+    """A run now: output so far, and the result fields once it has ended."""
+
+    id: str
+    entry_id: str
+    status: RunStatus
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    images: list[dict[str, Any]]
+    device: str
+    duration_ms: int | None
+    worker: str | None
+
+
+def _events_url(run_id: str) -> str:
+    return f"/api/runs/{run_id}/events"
+
+
+async def _run(executor: Executor, run_id: str) -> RunView:
+    try:
+        return await executor.get(run_id)
+    except UnknownRun:
+        raise NotFound(f"No run {run_id!r} (runs are kept for a while, then forgotten).") \
+            from None
+
+
+@router.post("/api/runs", status_code=202, response_model=RunCreated,
+             responses=error_responses(*BODY_ERRORS, 404, 429, 503))
+async def create_run(body: RunCreate, services: ServicesDep, _: DemoRateLimit) -> JSONResponse:
+    """Start a run of the entry's demo; 202 at once, with where to follow it."""
+    run = await submit_demo(services, body.entry_id, body.device)
+    url = _events_url(run.id)
+    return JSONResponse({"id": run.id, "status": "queued", "events_url": url},
+                        status_code=202, headers={"Location": f"/api/runs/{run.id}"})
+
+
+@router.get("/api/runs/{run_id}", response_model=RunOut, responses=error_responses(404, 503))
+async def get_run(run_id: str, services: ServicesDep) -> dict[str, Any]:
+    """The run: its status, output so far, images, and once done its exit code and time."""
+    return (await _run(executor_of(services), run_id)).to_dict()
+
+
+@router.get(
+    "/api/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Server-Sent Events `stdout`, `stderr`, `image`, then "
+                                    "`done`, each with its number as `id`.",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+               204: {"description": "The run has ended and the client has seen every event "
+                                    "(`Last-Event-ID`): nothing more will come."},
+               **error_responses(404, 422, 503)},
+)
+async def run_events(run_id: str, services: ServicesDep,
+                     last_event_id: int | None = Header(None, ge=0, le=10**9,
+                                                        alias="Last-Event-ID")) -> Response:
+    """Follow the run: every event after `Last-Event-ID` (all of them without it), live
+    until `done`."""
+    executor = executor_of(services)
+    run = await _run(executor, run_id)
+    events = executor.events(run_id, last_event_id or 0)
+    first = None
+    if run.finished:
+        first = await anext(events, None)
+        if first is None:  # a browser reconnecting after `done`: 204 tells it to stop
+            return Response(status_code=204)
+    return StreamingResponse(_relay(events, first), media_type="text/event-stream",
+                             headers=SSE_HEADERS)
+
+
+async def _relay(events: AsyncIterator[RunEvent], first: RunEvent | None
+                 ) -> AsyncIterator[str]:
+    yield f"retry: {SSE_RETRY_MS}\n\n"
+    if first is not None:
+        yield sse(first.kind, first.data, first.seq)
+    async for event in events:
+        yield sse(event.kind, event.data, event.seq)
