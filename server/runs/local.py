@@ -89,33 +89,36 @@ class LocalExecutor:
     async def _consume(self, run: MemoryRun, events: AsyncIterator[Event],
                        first: asyncio.Future[Any], request: RunRequest,
                        on_done: OnDone | None) -> None:
+        """Read the runner's events into the run; record the result (`on_done`) before
+        publishing `done`, so whoever sees the end sees it recorded."""
         device = request.device if request.device != "auto" else "cpu"
+        ending: list[tuple[str, dict[str, Any]]] = []
         try:
             event = await first
             while event is not None:
-                run.add(event.kind, event_data(event.kind, event.data))
                 if event.kind == "done":
+                    ending = [("done", event_data("done", event.data))]
                     break
+                run.add(event.kind, event_data(event.kind, event.data))
                 event = await anext(events, None)
+            else:
+                ending = failure_events("The sandbox ended the run without a result.", device)
         except SandboxError as e:
             log.error("run %s (%s): %s", run.id, run.entry_id, e)
-            for kind, data in failure_events(public_failure(e), device):
-                run.add(kind, data)
+            ending = failure_events(public_failure(e), device)
         except asyncio.CancelledError:
             for kind, data in failure_events("The server stopped during the run.", device):
                 run.add(kind, data)
             raise
         finally:
             await _aclose(events)
-        if not run.view().finished:
-            for kind, data in failure_events("The sandbox ended the run without a result.",
-                                             device):
-                run.add(kind, data)
         if on_done is not None:
             try:
-                await on_done(run.view())
+                await on_done(run.view(then=ending))
             except Exception:  # recording a run must not lose it
                 log.exception("run %s: recording its result failed", run.id)
+        for kind, data in ending:
+            run.add(kind, data)
 
     async def get(self, run_id: str) -> RunView:
         return self.runs.get(run_id).view()

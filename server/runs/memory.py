@@ -49,9 +49,13 @@ class MemoryRun:
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
 
-    def view(self) -> RunView:
+    def view(self, then: list[tuple[str, dict[str, Any]]] | None = None) -> RunView:
+        """The run now, or as it will be once the events `then` are added."""
+        events = list(self.events)
+        events += [RunEvent(len(events) + i, kind, data)
+                   for i, (kind, data) in enumerate(then or [], start=1)]
         return RunView.build(self.id, self.entry_id, self.status, self.device, self.worker,
-                             list(self.events))
+                             events)
 
 
 class MemoryRuns:

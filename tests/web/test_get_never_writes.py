@@ -4,6 +4,7 @@ over a queue full of items no read has filed yet, runs no INSERT, UPDATE or DELE
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.routing import Route
 
 from server.accounts import Accounts
 from server.services import Services
+from tests.web.test_routes_demos import FakeRunner
 
 # BEGIN IMMEDIATE is how a write session starts on SQLite: a GET should not even open one.
 WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|UPSERT|BEGIN IMMEDIATE)\b", re.IGNORECASE)
@@ -79,6 +81,12 @@ def test_no_get_route_writes(client: TestClient, services: Services) -> None:
     assert rid in unfiled and len(unfiled) == 4
 
     entry_id = next(e.id for e in services.kb.published() if e.demo)
+    # a finished run to read back (its run, and its logging, happen on the POST)
+    services.sandbox = FakeRunner()  # type: ignore[assignment]
+    run_id = client.post("/api/runs", json={"entry_id": entry_id}).json()["id"]
+    while client.get(f"/api/runs/{run_id}").json()["status"] in ("queued", "running"):
+        time.sleep(0.02)
+    time.sleep(0.2)  # the run's log line is written after its end
     paths = get_routes(client.app.routes)  # type: ignore[attr-defined]
     assert "/api/review/{review_id}" in paths and set(EXCUSED) <= set(paths)
     called = []
@@ -86,7 +94,8 @@ def test_no_get_route_writes(client: TestClient, services: Services) -> None:
         for path in paths:
             if path in EXCUSED:
                 continue
-            url = path.replace("{review_id}", rid).replace("{entry_id}", entry_id)
+            url = (path.replace("{review_id}", rid).replace("{entry_id}", entry_id)
+                   .replace("{run_id}", run_id))
             assert "{" not in url, f"no value for the parameters of {path}: add one"
             r = client.get(url)
             assert r.status_code == 200, (url, r.status_code, r.text[:300])
