@@ -24,7 +24,8 @@ ADMIT_WAIT_S = 0.3
 class Runner(Protocol):
     """What the local executor needs of the sandbox runner (server/sandbox/runner.py)."""
 
-    cuda_available: bool
+    @property
+    def cuda_available(self) -> bool: ...
 
     def astream(self, code: str, device: str = "auto") -> AsyncIterator[Event]: ...
 

@@ -37,11 +37,11 @@ class CeleryExecutor:
     def __init__(self, redis_url: str, queue_max: int = 32, run_timeout_s: float = 20.0) -> None:
         self.redis_url, self.queue_max = redis_url, queue_max
         self.celery = make_celery(redis_url, run_timeout_s)
-        self.sync = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.sync: Any = redis.Redis.from_url(redis_url, decode_responses=True)
         self._finish = self.sync.register_script(k.FINISH)
         # redis.asyncio clients belong to the event loop they were first used on: one per
         # loop (an app has one; tests run several apps one after the other).
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = \
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = \
             weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -77,7 +77,13 @@ class CeleryExecutor:
             raise SandboxUnavailable(f"Redis cannot be reached ({type(e).__name__}); demo "
                                      "runs are paused until it is back") from None
         payload = {**request.to_dict(), "device": device}
-        await asyncio.to_thread(self.celery.send_task, TASK, args=[run_id, payload], queue=queue)
+        try:
+            await asyncio.to_thread(self.celery.send_task, TASK, args=[run_id, payload],
+                                    queue=queue)
+        except Exception as e:  # the broker refused: no run was queued
+            await r.delete(k.run_key(run_id))
+            raise SandboxUnavailable(f"the run could not be queued ({type(e).__name__}); "
+                                     "try again in a moment") from None
         if on_done is not None:
             task = asyncio.create_task(self._watch(run_id, on_done))
             self._tasks.add(task)
@@ -147,7 +153,8 @@ class CeleryExecutor:
         self.sync.close()
 
     # --- inside ---------------------------------------------------------------------------
-    def _client(self) -> aioredis.Redis:
+    def _client(self) -> Any:
+        """This event loop's client (decoded: every reply is str)."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
@@ -155,7 +162,7 @@ class CeleryExecutor:
             self._clients[loop] = client
         return client
 
-    async def _device(self, r: aioredis.Redis, device: str) -> str:
+    async def _device(self, r: Any, device: str) -> str:
         gpu = await r.eval(k.WORKERS_ALIVE, 1, k.workers_key("cuda"))
         if device == "cuda" or (device == "auto" and gpu):
             if not gpu:
@@ -167,7 +174,7 @@ class CeleryExecutor:
             raise SandboxUnavailable(NO_CPU_WORKER)
         return "cpu"
 
-    async def _reap(self, r: aioredis.Redis, run_id: str, worker: str | None) -> bool:
+    async def _reap(self, r: Any, run_id: str, worker: str | None) -> bool:
         """End the run as `error` if its worker's heartbeat is gone; True if it did."""
         keys, args = k.finish_args(run_id, _lost_done(), k.lost_message(worker), True)
         ended = await r.eval(k.FINISH, len(keys), *keys, *args)

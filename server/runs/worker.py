@@ -40,7 +40,7 @@ class RunWorker:
         self.runner = SandboxRunner(dataclasses.replace(
             cfg, pool_size=0 if cuda else self.pool, gpu_pool_size=self.pool if cuda else 0,
             max_concurrent=self.pool, queue_size=self.pool))
-        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.redis: Any = redis.Redis.from_url(redis_url, decode_responses=True)
         self._start = self.redis.register_script(k.START)
         self._append = self.redis.register_script(k.APPEND)
         self._finish = self.redis.register_script(k.FINISH)
