@@ -18,6 +18,17 @@ PORT ?= 8000
 # Dockerfile sets https://download.pytorch.org/whl/cpu (or .../cu128 for a CUDA image).
 TORCH_INDEX_URL ?=
 TORCH_PIP := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+# The torch build of the sandbox environment: `cpu` (the pinned CPU wheel), or on a GPU
+# worker machine a CUDA build from PyTorch's index, e.g. `make sandbox-env SANDBOX_TORCH=cu128`
+# (docs/workers.md). `askta worker --device cuda` refuses to start on a CPU build.
+SANDBOX_TORCH ?= cpu
+ifeq ($(SANDBOX_TORCH),cpu)
+SANDBOX_TORCH_PIP := $(TORCH_PIP) torch==2.13.0
+SANDBOX_STAMP := $(SANDBOX_VENV)/.installed
+else
+SANDBOX_TORCH_PIP := --index-url https://download.pytorch.org/whl/$(SANDBOX_TORCH) torch==2.13.0+$(SANDBOX_TORCH)
+SANDBOX_STAMP := $(SANDBOX_VENV)/.installed-$(SANDBOX_TORCH)
+endif
 # The extras installed into $(VENV): the Dockerfile's server image takes `postgres`
 # instead of the test and lint tools.
 EXTRAS ?= dev
@@ -55,18 +66,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-$(SANDBOX_VENV)/.installed: | system-deps
+# One stamp per torch build: asking for a CUDA build installs it over the CPU one.
+$(SANDBOX_STAMP): | system-deps
 	/usr/bin/python3 -m venv $(SANDBOX_VENV)
-	$(SANDBOX_VENV)/bin/python -m pip install -q $(TORCH_PIP) torch==2.13.0
+	$(SANDBOX_VENV)/bin/python -m pip install -q $(SANDBOX_TORCH_PIP)
 	$(SANDBOX_VENV)/bin/python -m pip install -q numpy matplotlib
 	# matplotlib's font list, built once: every fresh sandbox would otherwise spend ~0.5 s on it
 	HOME=$(SANDBOX_VENV)/home MPLBACKEND=Agg $(SANDBOX_VENV)/bin/python -c 'import matplotlib.pyplot'
 	chmod -R a+rX $(SANDBOX_VENV)
+	rm -f $(SANDBOX_VENV)/.installed $(SANDBOX_VENV)/.installed-*
 	touch $@
 
 install: system-deps $(VENV)/.installed sandbox-env  ## create the virtualenvs and install everything
 
-sandbox-env: $(SANDBOX_VENV)/.installed  ## the interpreter demos run with inside bubblewrap
+sandbox-env: $(SANDBOX_STAMP)  ## the interpreter demos run with inside bubblewrap (SANDBOX_TORCH=cu128: a CUDA build)
 
 index: install  ## build or refresh the search index of kb/
 	$(ASKTA) index

@@ -137,7 +137,7 @@ def test_serve_command_volumes_and_healthcheck(final_stage: list[tuple[str, str]
 
 def test_compose_declares_volumes_healthchecks_and_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"web", "db"}
+    assert {"web", "db", "worker-cpu"} <= set(services)
     assert set(compose["volumes"]) == {"kb", "data", "db"}
     web, db = services["web"], services["db"]
     assert web["build"]["context"] == "."
@@ -151,6 +151,11 @@ def test_compose_declares_volumes_healthchecks_and_order(compose: dict[str, Any]
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     assert re.fullmatch(r"postgres:1[56](-bookworm)?", db["image"])
     assert set(SECURITY_OPTS) <= set(web["security_opt"])
+    worker = services["worker-cpu"]
+    assert worker["command"][:4] == ["askta", "worker", "--device", "cpu"]
+    assert worker["environment"]["ASKTA_REDIS_URL"] == web["environment"]["ASKTA_REDIS_URL"]
+    assert web["environment"]["ASKTA_EXECUTOR"] == "celery"
+    assert set(SECURITY_OPTS) <= set(worker["security_opt"])
 
 
 def test_the_docs_and_the_dockerfile_name_the_same_options() -> None:
