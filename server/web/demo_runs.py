@@ -3,15 +3,16 @@ reason there is none, recording a finished run, and Server-Sent Events framing."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from server.runs import Executor, OnDone, RunRequest, RunView
+from server.runs import Executor, OnDone, RunEvent, RunRequest, RunView
 from server.sandbox.errors import SandboxError
 from server.services import Services
 from server.web.errors import NotFound, ServiceUnavailable, sandbox_refusal
@@ -21,6 +22,10 @@ log = logging.getLogger("askta")
 # The browser's EventSource waits this long (ms) before reconnecting a lost stream.
 SSE_RETRY_MS = 1000
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# How long a run may take to produce its first event before a page hears it is waiting.
+FIRST_EVENT_WAIT_S = 0.3
+# A hint, not one of the run's events: no id (seq 0), never replayed.
+WAITING = RunEvent(0, "waiting", {"text": "Waiting for a free runner."})
 
 
 def executor_of(services: Services) -> Executor:
@@ -76,7 +81,27 @@ async def submit_demo(services: Services, entry_id: str, device: str) -> RunView
         return await executor_of(services).submit(request, recorder(services, code_hash))
 
 
+async def with_waiting(executor: Executor, run_id: str, events: AsyncIterator[RunEvent]
+                       ) -> AsyncIterator[RunEvent]:
+    """The run's events, with WAITING first when the first event takes over
+    FIRST_EVENT_WAIT_S while the run is still queued (no runner was free)."""
+    first = asyncio.ensure_future(anext(events, None))
+    done, _ = await asyncio.wait({first}, timeout=FIRST_EVENT_WAIT_S)
+    if not done:
+        try:
+            queued = (await executor.get(run_id)).status == "queued"
+        except BaseException:
+            first.cancel()
+            raise
+        if queued:
+            yield WAITING
+    event: RunEvent | None = await first
+    while event is not None:
+        yield event
+        event = await anext(events, None)
+
+
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
-    """One Server-Sent Event."""
-    head = f"id: {event_id}\n" if event_id is not None else ""
+    """One Server-Sent Event (with an id when `event_id` is a run's event number)."""
+    head = f"id: {event_id}\n" if event_id else ""
     return f"{head}event: {event}\ndata: {json.dumps(data)}\n\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
@@ -300,11 +301,14 @@ def test_a_vote_can_be_changed(page: Page) -> None:
 
 
 def test_a_run_waiting_for_a_free_runner_says_so(page: Page) -> None:
-    body = ('event: waiting\ndata: {"text": "Waiting for a free runner."}\n\n'
-            'event: stdout\ndata: {"text": "hello\\n"}\n\n'
-            'event: done\ndata: {"status": "ok", "exit_code": 0, "device": "cpu", '
+    body = ('retry: 1000\n\nevent: waiting\ndata: {"text": "Waiting for a free runner."}\n\n'
+            'id: 1\nevent: stdout\ndata: {"text": "hello\\n"}\n\n'
+            'id: 2\nevent: done\ndata: {"status": "ok", "exit_code": 0, "device": "cpu", '
             '"duration_ms": 12}\n\n')
-    page.route("**/demo/stream*", lambda route: route.fulfill(
+    page.route("**/api/runs", lambda route: route.fulfill(
+        status=202, content_type="application/json",
+        body='{"id": "r1", "status": "queued", "events_url": "/api/runs/r1/events"}'))
+    page.route("**/api/runs/r1/events", lambda route: route.fulfill(
         status=200, content_type="text/event-stream", body=body))
     page.goto("/entries/why-nonlinearities")
     page.evaluate("""() => {
@@ -319,6 +323,34 @@ def test_a_run_waiting_for_a_free_runner_says_so(page: Page) -> None:
     states = page.evaluate("window.__states")
     assert any(s.startswith("Waiting for a free runner") for s in states), states
     assert states[-1].startswith("Done in 12 ms on CPU")
+
+
+def test_the_page_reconnects_by_itself_and_shows_each_line_once(
+        page: Page, live_server: tuple[str, Services]) -> None:
+    urls: list[str] = []
+
+    def events(route: Any) -> None:
+        urls.append(route.request.url)
+        if len(urls) > 1:  # the reconnection goes to the server, with Last-Event-ID
+            route.continue_()
+            return
+        # the first connection drops after the first event of the real run
+        text = route.fetch().text()
+        first = next(block for block in text.split("\n\n") if block.startswith("id: 1\n"))
+        route.fulfill(status=200, content_type="text/event-stream",
+                      body="retry: 100\n\n" + first + "\n\n")
+
+    page.route("**/api/runs/*/events", events)
+    page.goto("/entries/why-nonlinearities")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#demo-status")).to_have_attribute("data-state", "done",
+                                                           timeout=TIMEOUT_MS)
+    assert len(urls) == 2, urls
+    run_id = urls[0].rsplit("/", 2)[-2]
+    run = page.request.get(f"/api/runs/{run_id}").json()
+    assert run["status"] == "ok" and run["stdout"].count("\n") >= 2
+    shown = page.locator("#demo-stdout").inner_text()
+    assert shown.strip() == run["stdout"].strip()  # every line, once
 
 
 def test_the_cached_run_says_when_it_ran(page: Page) -> None:

@@ -4,7 +4,6 @@ stream of its output (`.../demo/stream`). Both start a run through the executor,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -13,15 +12,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from server.runs import Executor, RunEvent, RunView
-from server.web.demo_runs import SSE_HEADERS, executor_of, sse, submit_demo
+from server.runs import Executor, RunView
+from server.web.demo_runs import SSE_HEADERS, executor_of, sse, submit_demo, with_waiting
 from server.web.deps import ServicesDep
 from server.web.errors import BODY_ERRORS, error_responses
 from server.web.ratelimit import DemoRateLimit
 
 log = logging.getLogger("askta")
-# How long a run may take to produce its first event before a page hears it is waiting.
-FIRST_EVENT_WAIT_S = 0.3
 router = APIRouter(tags=["demos"])
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -46,17 +43,10 @@ async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
 
 
 async def _relay(executor: Executor, run: RunView) -> AsyncIterator[str]:
-    """The run's events as SSE (no ids: this stream is not resumed; /api/runs is), with
-    `waiting` first when no runner was free; done without the output it repeats."""
-    events = executor.events(run.id)
-    first = asyncio.ensure_future(anext(events, None))
-    done, _ = await asyncio.wait({first}, timeout=FIRST_EVENT_WAIT_S)
-    if not done and (await executor.get(run.id)).status == "queued":
-        yield sse("waiting", {"text": "Waiting for a free runner."})
-    event: RunEvent | None = await first
-    while event is not None:
+    """The run's events as SSE, with `waiting` first when no runner was free (no ids:
+    this stream is not resumed, /api/runs/{id}/events is)."""
+    async for event in with_waiting(executor, run.id, executor.events(run.id)):
         yield sse(event.kind, event.data)
-        event = await anext(events, None)
 
 
 @router.get(

@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from server.runs import Executor, RunEvent, RunView, UnknownRun
-from server.web.demo_runs import SSE_HEADERS, SSE_RETRY_MS, executor_of, sse, submit_demo
+from server.web.demo_runs import (
+    SSE_HEADERS,
+    SSE_RETRY_MS,
+    executor_of,
+    sse,
+    submit_demo,
+    with_waiting,
+)
 from server.web.deps import ServicesDep
 from server.web.errors import BODY_ERRORS, NotFound, error_responses
 from server.web.ratelimit import DemoRateLimit
@@ -85,7 +92,8 @@ async def get_run(run_id: str, services: ServicesDep) -> dict[str, Any]:
     "/api/runs/{run_id}/events",
     response_class=StreamingResponse,
     responses={200: {"description": "Server-Sent Events `stdout`, `stderr`, `image`, then "
-                                    "`done`, each with its number as `id`.",
+                                    "`done`, each with its number as `id`; `waiting` "
+                                    "(no id) first while no runner is free.",
                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                204: {"description": "The run has ended and the client has seen every event "
                                     "(`Last-Event-ID`): nothing more will come."},
@@ -104,6 +112,8 @@ async def run_events(run_id: str, services: ServicesDep,
         first = await anext(events, None)
         if first is None:  # a browser reconnecting after `done`: 204 tells it to stop
             return Response(status_code=204)
+    else:  # `waiting` (no id) first while no runner is free
+        events = with_waiting(executor, run_id, events)
     return StreamingResponse(_relay(events, first), media_type="text/event-stream",
                              headers=SSE_HEADERS)
 

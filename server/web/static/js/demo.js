@@ -1,6 +1,8 @@
-/* A demo's Run button: streams stdout/stderr lines and figures into the page as they are
-   produced. It reads the Server-Sent Events stream with fetch, so a refusal (busy, rate limit)
-   shows its reason. Used by the entry page and by answers in the chat. */
+/* A demo's Run button: starts a run (POST /api/runs, so a refusal such as busy or a rate
+   limit shows its reason), then follows its Server-Sent Events with EventSource, which
+   reconnects by itself after a dropped connection and resumes after the last event it saw
+   (Last-Event-ID): each line and figure appears once. Used by the entry page and by
+   answers in the chat. */
 "use strict";
 
 window.asktaDemo = (function () {
@@ -88,14 +90,36 @@ window.asktaDemo = (function () {
     return false;
   }
 
-  function parseBlock(block) {
-    var event = "message", data = [];
-    block.split("\n").forEach(function (line) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  // Follow a run's events until `done`; resolves true when the run finished.
+  function follow(url) {
+    return new Promise(function (resolve) {
+      var source = new EventSource(url);
+      var finished = false;
+      var reconnecting = false;
+      ["waiting", "stdout", "stderr", "image", "done"].forEach(function (name) {
+        source.addEventListener(name, function (e) {
+          var data;
+          try { data = JSON.parse(e.data); } catch (err) { return; }
+          if (reconnecting) { reconnecting = false; setStatus("running", "Running…"); }
+          if (handle(name, data)) {
+            finished = true;
+            source.close();
+            resolve(true);
+          }
+        });
+      });
+      source.onerror = function () {
+        if (finished) return;
+        if (source.readyState === EventSource.CLOSED) {  // refused: the run is gone
+          source.close();
+          resolve(false);
+          return;
+        }
+        // the browser reconnects by itself and resumes after the last event it saw
+        reconnecting = true;
+        setStatus("running", "Connection lost; reconnecting…");
+      };
     });
-    if (!data.length) return null;
-    try { return [event, JSON.parse(data.join("\n"))]; } catch (e) { return null; }
   }
 
   async function run() {
@@ -109,33 +133,23 @@ window.asktaDemo = (function () {
     waitedMs = 0;
     setStatus("running", "Running…");
     var dev = device ? device.value : "auto";
-    var url = "/api/entries/" + encodeURIComponent(entryId) + "/demo/stream?device=" + encodeURIComponent(dev);
-    var finished = false;
     try {
-      var resp = await fetch(url, { headers: { Accept: "text/event-stream" } });
-      if (!resp.ok) {
-        var data = null;
-        try { data = await resp.json(); } catch (e) { data = null; }
+      var resp = await fetch("/api/runs", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ entry_id: entryId, device: dev })
+      });
+      var data = null;
+      try { data = await resp.json(); } catch (e) { data = null; }
+      if (resp.status !== 202 || !data || typeof data.events_url !== "string") {
         setStatus("error", "Could not run the demo: " + askta.errorMessage(
           { status: resp.status, data: data, retryAfter: askta.retryAfter(resp) }));
         out.hidden = true;
         return;
       }
-      var reader = resp.body.getReader();
-      var decoder = new TextDecoder();
-      var buffer = "";
-      for (;;) {
-        var chunk = await reader.read();
-        if (chunk.done) break;
-        buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
-        var parts = buffer.split("\n\n");
-        buffer = parts.pop();
-        for (var i = 0; i < parts.length; i++) {
-          var ev = parseBlock(parts[i]);
-          if (ev && handle(ev[0], ev[1])) finished = true;
-        }
+      if (!(await follow(data.events_url))) {
+        setStatus("error", "The connection to the demo was lost before it finished. Press Run to try again.");
       }
-      if (!finished) setStatus("error", "The connection to the demo was lost before it finished. Press Run to try again.");
     } catch (e) {
       setStatus("error", "The connection to the demo was lost. Press Run to try again.");
     } finally {
