@@ -81,12 +81,12 @@ async def submit_demo(services: Services, entry_id: str, device: str) -> RunView
         return await executor_of(services).submit(request, recorder(services, code_hash))
 
 
-async def with_waiting(executor: Executor, run_id: str, events: AsyncIterator[RunEvent]
-                       ) -> AsyncIterator[RunEvent]:
-    """The run's events, with WAITING first when the first event takes over
-    FIRST_EVENT_WAIT_S while the run is still queued (no runner was free)."""
+async def with_waiting(executor: Executor, run_id: str, events: AsyncIterator[RunEvent],
+                       wait_s: float = FIRST_EVENT_WAIT_S) -> AsyncIterator[RunEvent]:
+    """The run's events, with WAITING first when the first event takes over `wait_s`
+    while the run is still queued (no runner was free)."""
     first = asyncio.ensure_future(anext(events, None))
-    done, _ = await asyncio.wait({first}, timeout=FIRST_EVENT_WAIT_S)
+    done, _ = await asyncio.wait({first}, timeout=max(0.0, wait_s))
     if not done:
         try:
             queued = (await executor.get(run_id)).status == "queued"

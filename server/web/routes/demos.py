@@ -5,6 +5,7 @@ stream of its output (`.../demo/stream`). Both start a run through the executor,
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -13,7 +14,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from server.runs import Executor, RunView
-from server.web.demo_runs import SSE_HEADERS, executor_of, sse, submit_demo, with_waiting
+from server.web.demo_runs import (
+    FIRST_EVENT_WAIT_S,
+    SSE_HEADERS,
+    executor_of,
+    sse,
+    submit_demo,
+    with_waiting,
+)
 from server.web.deps import ServicesDep
 from server.web.errors import BODY_ERRORS, error_responses
 from server.web.ratelimit import DemoRateLimit
@@ -42,10 +50,10 @@ async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
     return (await executor.get(run.id)).result()
 
 
-async def _relay(executor: Executor, run: RunView) -> AsyncIterator[str]:
+async def _relay(executor: Executor, run: RunView, wait_s: float) -> AsyncIterator[str]:
     """The run's events as SSE, with `waiting` first when no runner was free (no ids:
     this stream is not resumed, /api/runs/{id}/events is)."""
-    async for event in with_waiting(executor, run.id, executor.events(run.id)):
+    async for event in with_waiting(executor, run.id, executor.events(run.id), wait_s):
         yield sse(event.kind, event.data)
 
 
@@ -59,6 +67,8 @@ async def _relay(executor: Executor, run: RunView) -> AsyncIterator[str]:
 async def stream_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                       device: Device = Query("auto")) -> StreamingResponse:
     """Run the entry's demo and stream `stdout`, `stderr`, `image` and `done` events."""
+    started = time.monotonic()
     run = await submit_demo(services, entry_id, device)  # a refusal is an error response
-    return StreamingResponse(_relay(executor_of(services), run),
+    wait_s = FIRST_EVENT_WAIT_S - (time.monotonic() - started)  # counted from the request
+    return StreamingResponse(_relay(executor_of(services), run, wait_s),
                              media_type="text/event-stream", headers=SSE_HEADERS)
