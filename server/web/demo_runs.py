@@ -101,6 +101,17 @@ async def with_waiting(executor: Executor, run_id: str, events: AsyncIterator[Ru
         event = await anext(events, None)
 
 
+async def run_to_end(services: Services, request: RunRequest,
+                     on_done: OnDone | None = None) -> RunView:
+    """Start a run and wait for its end; refusals as API errors."""
+    executor = executor_of(services)
+    with refusals():
+        run = await executor.submit(request, on_done)
+    async for _event in executor.events(run.id):
+        pass
+    return await executor.get(run.id)
+
+
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
     """One Server-Sent Event (with an id when `event_id` is a run's event number)."""
     head = f"id: {event_id}\n" if event_id else ""

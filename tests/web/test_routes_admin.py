@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.kb import KnowledgeBase
+from server.sandbox.models import Event
 from server.services import Services
 from server.web.auth import Accounts
 from tests.store.readback import audit_log
@@ -144,15 +146,20 @@ def test_demo_test_without_a_sandbox_says_why(client: TestClient, services: Serv
 
 
 def test_demo_test_runs_in_the_sandbox(client: TestClient, services: Services) -> None:
-    class FakeResult:
-        def to_dict(self) -> dict[str, Any]:
-            return {"status": "ok", "exit_code": 0, "stdout": "hello\n", "stderr": "",
-                    "images": [], "device": "cpu", "duration_ms": 12}
-
     class FakeSandbox:
-        def run(self, code: str, device: str = "auto") -> FakeResult:
+        """The runner's interface: the admin's test runs through the executor too."""
+
+        cuda_available = False
+
+        def has_free_runner(self, device: str = "auto") -> bool:
+            return True
+
+        async def astream(self, code: str, device: str = "auto") -> AsyncIterator[Event]:
             assert "import" in code and device == "cpu"
-            return FakeResult()
+            yield Event("stdout", "hello\n")
+            yield Event("done", {"status": "ok", "exit_code": 0, "stdout": "hello\n",
+                                 "stderr": "", "images": [], "device": "cpu",
+                                 "duration_ms": 12})
 
         def close(self) -> None:
             pass

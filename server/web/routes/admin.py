@@ -3,6 +3,7 @@ test demos."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -15,19 +16,18 @@ from indexer.kb import EntryNotFound, KnowledgeBaseError
 from indexer.schema import Entry, Status
 from server.accounts import StaffUser
 from server.review.authoring import VersionConflict, entry_version
-from server.sandbox.errors import SandboxError
+from server.runs import RunRequest
 from server.services import Services
 from server.web.auth import InstructorUser, TAUser, require_page_user
+from server.web.demo_runs import run_to_end
 from server.web.deps import ServicesDep
 from server.web.errors import (
     BODY_ERRORS,
     STAFF_ERRORS,
     ErrorBody,
     NotFound,
-    ServiceUnavailable,
     Unprocessable,
     error_responses,
-    sandbox_refusal,
 )
 from server.web.markdown import render_markdown
 from server.web.presenters import EntrySource, entry_source, etag, sandbox_notice
@@ -130,7 +130,7 @@ def _entry_form(request: Request, services: Services, user: StaffUser, values: d
         "version": version or "", "conflict": conflict,
         "demos": services.editor.demo_files(), "statuses": [s.value for s in Status],
         "preview_html": render_markdown(values.get("answer", "")),
-        "can_run": services.sandbox is not None, "sandbox_error": sandbox_notice(services),
+        "can_run": services.runs.available, "sandbox_error": sandbox_notice(services),
         "nav": "admin", "title": "New entry" if create else f"Edit {values.get('id')}",
     }, status_code)
 
@@ -189,14 +189,9 @@ async def test_demo(body: DemoTestRequest, services: ServicesDep,
         code = services.editor.read_demo(body.demo)
     except KnowledgeBaseError as e:
         raise Unprocessable(str(e)) from None
-    if services.sandbox is None:
-        raise ServiceUnavailable(sandbox_notice(services) or "Demo runs are not available here.")
-    try:
-        result = await run_in_threadpool(services.sandbox.run, code, body.device)
-    except SandboxError as e:
-        raise sandbox_refusal(e) from None
-    data = result.to_dict()
-    services.store.record_demo_run(body.demo, str(data.get("status")),
-                                   device=str(data.get("device", "")),
-                                   duration_ms=int(data.get("duration_ms") or 0))
+    request = RunRequest(entry_id="", code=code, device=body.device,
+                         filename=PurePosixPath(body.demo).name)
+    data = (await run_to_end(services, request)).result()
+    await run_in_threadpool(services.store.record_demo_run, body.demo, str(data["status"]),
+                            device=str(data["device"]), duration_ms=int(data["duration_ms"]))
     return data

@@ -17,7 +17,10 @@ from server.runs import Executor, RunView
 from server.web.demo_runs import (
     FIRST_EVENT_WAIT_S,
     SSE_HEADERS,
+    demo_request,
     executor_of,
+    recorder,
+    run_to_end,
     sse,
     submit_demo,
     with_waiting,
@@ -43,11 +46,9 @@ class DemoRunRequest(BaseModel):
 async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                    body: DemoRunRequest | None = None) -> dict[str, Any]:
     """Run the entry's demo live in the sandbox and return everything it produced."""
-    run = await submit_demo(services, entry_id, (body or DemoRunRequest()).device)
-    executor = executor_of(services)
-    async for _event in executor.events(run.id):
-        pass
-    return (await executor.get(run.id)).result()
+    request, code_hash = demo_request(services, entry_id, (body or DemoRunRequest()).device)
+    run = await run_to_end(services, request, recorder(services, code_hash))
+    return run.result()
 
 
 async def _relay(executor: Executor, run: RunView, wait_s: float) -> AsyncIterator[str]:
