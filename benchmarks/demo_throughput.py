@@ -136,9 +136,10 @@ def workers(url: str, count: int, pool: int) -> Iterator[None]:
         r.close()
 
 
-def report(name: str, b: dict[str, float], done: list[float] | None) -> list[float] | None:
+def report(name: str, b: dict[str, float] | None, done: list[float] | None
+           ) -> list[float] | None:
     line = (f"| {name} | {b['runs_per_s']:.2f} | {b['wait_p50']:.0f} | {b['wait_p99']:.0f} | "
-            f"{int(b['ok'])}/{args.burst} |")
+            f"{int(b['ok'])}/{args.burst} |") if b else f"| {name} | – | – | – | – |"
     if done:
         line += f" {pct(done, 50):.0f} | {pct(done, 99):.0f} |"
     else:
@@ -159,14 +160,14 @@ async def main() -> None:
         runner.start()
         assert runner.pool is not None and runner.pool.wait_until_full(180)
         local = LocalExecutor(lambda: runner)
-        local_done = report("local", await burst(local, args.burst),
-                            await sequential(local, args.reps))
+        local_burst = await burst(local, args.burst) if not args.warm_only else None
+        local_done = report("local", local_burst, await sequential(local, args.reps))
     with redis_server(args.redis_url) as url:
-        for count in (1, 2):
+        for count in (1,) if args.warm_only else (1, 2):
             with workers(url, count, args.pool):
                 celery = CeleryExecutor(url, queue_max=args.burst)
                 await asyncio.sleep(2)  # the worker's pool is full
-                b = await burst(celery, args.burst)
+                b = await burst(celery, args.burst) if not args.warm_only else None
                 done = await sequential(celery, args.reps) if count == 1 else None
                 report(f"celery, {count} worker{'s' * (count > 1)}", b, done)
                 if done and local_done:
@@ -184,5 +185,7 @@ if __name__ == "__main__":
     parser.add_argument("--refill", type=float, default=4.0,
                         help="seconds between the sequential runs, for the pool to refill")
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--warm-only", action="store_true",
+                        help="only the one-warm-run comparison (local against one worker)")
     args = parser.parse_args()
     asyncio.run(main())

@@ -62,17 +62,25 @@ class CeleryExecutor:
         or with its queue full."""
         r = self._client()
         try:
-            device = await self._device(r, request.device)
+            async with r.pipeline(transaction=False) as pipe:  # one round trip
+                for device in ("cpu", "cuda"):
+                    pipe.eval(k.WORKERS_ALIVE, 1, k.workers_key(device))
+                for queue in (k.QUEUES["cpu"], k.QUEUES["cuda"]):
+                    pipe.llen(queue)
+                cpu_workers, gpu_workers, cpu_depth, gpu_depth = await pipe.execute()
+            device = _device(request.device, cpu_workers, gpu_workers)
             queue = k.QUEUES[device]
-            depth = await r.llen(queue)
+            depth = gpu_depth if device == "cuda" else cpu_depth
             if depth >= self.queue_max:
                 raise SandboxBusy(f"{depth} demo runs are waiting for a {device} worker; try "
                                   "again in a few seconds", retry_after=5)
             run_id = new_run_id()
-            await r.hset(k.run_key(run_id), mapping={
-                "entry_id": request.entry_id, "device": device, "status": "queued", "seq": 0,
-                "created": f"{time.time():.3f}"})
-            await r.expire(k.run_key(run_id), k.KEEP_S)
+            async with r.pipeline(transaction=True) as pipe:
+                pipe.hset(k.run_key(run_id), mapping={
+                    "entry_id": request.entry_id, "device": device, "status": "queued",
+                    "seq": 0, "created": f"{time.time():.3f}"})
+                pipe.expire(k.run_key(run_id), k.KEEP_S)
+                await pipe.execute()
         except redis.RedisError as e:
             raise SandboxUnavailable(f"Redis cannot be reached ({type(e).__name__}); demo "
                                      "runs are paused until it is back") from None
@@ -162,18 +170,6 @@ class CeleryExecutor:
             self._clients[loop] = client
         return client
 
-    async def _device(self, r: Any, device: str) -> str:
-        gpu = await r.eval(k.WORKERS_ALIVE, 1, k.workers_key("cuda"))
-        if device == "cuda" or (device == "auto" and gpu):
-            if not gpu:
-                raise DeviceUnavailable(NO_GPU_WORKER)
-            return "cuda"
-        if device not in ("auto", "cpu"):
-            raise DeviceUnavailable(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
-        if not await r.eval(k.WORKERS_ALIVE, 1, k.workers_key("cpu")):
-            raise SandboxUnavailable(NO_CPU_WORKER)
-        return "cpu"
-
     async def _reap(self, r: Any, run_id: str, worker: str | None) -> bool:
         """End the run as `error` if its worker's heartbeat is gone; True if it did."""
         keys, args = k.finish_args(run_id, _lost_done(), k.lost_message(worker), True)
@@ -192,6 +188,20 @@ class CeleryExecutor:
                 await on_done(view)
         except Exception:  # a watcher must not take the server down
             log.exception("run %s: following it failed", run_id)
+
+
+def _device(device: str, cpu_workers: int, gpu_workers: int) -> str:
+    """The device a run goes to: `auto` is `cuda` when a GPU worker is connected; refused
+    when no worker serves the device."""
+    if device == "cuda" or (device == "auto" and gpu_workers):
+        if not gpu_workers:
+            raise DeviceUnavailable(NO_GPU_WORKER)
+        return "cuda"
+    if device not in ("auto", "cpu"):
+        raise DeviceUnavailable(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
+    if not cpu_workers:
+        raise SandboxUnavailable(NO_CPU_WORKER)
+    return "cpu"
 
 
 def _lost_done() -> dict[str, Any]:
