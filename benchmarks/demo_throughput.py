@@ -11,8 +11,9 @@ the executor seam as the API's do (`submit`, then its events to `done`), with th
 demo of benchmarks/demo_latency.py (200 SGD steps) in the burst. "wait" is the time from
 submit to the run's first event; "done" the time from submit to its end. Each run takes
 one single-use sandbox, so a burst's throughput is bound by how fast the pool starts new
-ones (importing torch). One warm run is a one-line demo run when the pool is full
-(`--refill` seconds after the previous run), so that it measures the path, not the CPU.
+ones (importing torch). One warm run is a one-line demo run when the pools are full
+(`--refill` seconds after the previous pair), local and Celery in turn, so that both see
+the same machine: the difference is the path, not the CPU.
 """
 
 from __future__ import annotations
@@ -77,14 +78,6 @@ async def burst(executor: Executor, n: int) -> dict[str, float]:
             "ok": ok, "wall_s": wall}
 
 
-async def sequential(executor: Executor, reps: int) -> list[float]:
-    done = []
-    for _ in range(reps):
-        await asyncio.sleep(args.refill)  # the pool refills: each run finds a warm sandbox
-        done.append((await one(executor, WARM))[1])
-    return done
-
-
 @contextlib.contextmanager
 def redis_server(url: str | None) -> Iterator[str]:
     if url:
@@ -136,45 +129,56 @@ def workers(url: str, count: int, pool: int) -> Iterator[None]:
         r.close()
 
 
-def report(name: str, b: dict[str, float] | None, done: list[float] | None
-           ) -> list[float] | None:
-    line = (f"| {name} | {b['runs_per_s']:.2f} | {b['wait_p50']:.0f} | {b['wait_p99']:.0f} | "
-            f"{int(b['ok'])}/{args.burst} |") if b else f"| {name} | – | – | – | – |"
-    if done:
-        line += f" {pct(done, 50):.0f} | {pct(done, 99):.0f} |"
-    else:
-        line += " – | – |"
-    print(line, flush=True)
-    return done
+async def warm_pairs(local: Executor, celery: Executor, reps: int) -> tuple[list[float],
+                                                                            list[float]]:
+    """One warm run on each executor in turn, `reps` times: both see the same machine."""
+    local_done: list[float] = []
+    celery_done: list[float] = []
+    for i in range(reps):
+        await asyncio.sleep(args.refill)  # both pools refill: each run finds a warm sandbox
+        pair = [(local, local_done), (celery, celery_done)]
+        for executor, out in pair if i % 2 == 0 else pair[::-1]:
+            out.append((await one(executor, WARM))[1])
+    return local_done, celery_done
 
 
 async def main() -> None:
     settings = Settings()
     cfg = replace(settings.sandbox_config(), pool_size=args.pool, gpu_pool_size=0,
                   max_concurrent=args.pool, queue_size=args.burst)
-    print(f"{os.cpu_count()} CPUs; burst of {args.burst} runs; {args.reps} sequential warm "
-          f"runs {args.refill:g} s apart; pool {args.pool} per executor or worker\n")
-    print("| executor | runs/s | wait p50 ms | wait p99 ms | ok | one warm run p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|---|")
-    with SandboxRunner(cfg) as runner:
-        runner.start()
-        assert runner.pool is not None and runner.pool.wait_until_full(180)
-        local = LocalExecutor(lambda: runner)
-        local_burst = await burst(local, args.burst) if not args.warm_only else None
-        local_done = report("local", local_burst, await sequential(local, args.reps))
+    print(f"{os.cpu_count()} CPUs; burst of {args.burst} runs; pool {args.pool} per "
+          f"executor or worker\n")
+    results: dict[str, dict[str, float]] = {}
     with redis_server(args.redis_url) as url:
-        for count in (1,) if args.warm_only else (1, 2):
-            with workers(url, count, args.pool):
+        with SandboxRunner(cfg) as runner:
+            runner.start()
+            assert runner.pool is not None and runner.pool.wait_until_full(180)
+            local = LocalExecutor(lambda: runner)
+            if not args.warm_only:
+                results["local"] = await burst(local, args.burst)
+            with workers(url, 1, args.pool):
                 celery = CeleryExecutor(url, queue_max=args.burst)
-                await asyncio.sleep(2)  # the worker's pool is full
-                b = await burst(celery, args.burst) if not args.warm_only else None
-                done = await sequential(celery, args.reps) if count == 1 else None
-                report(f"celery, {count} worker{'s' * (count > 1)}", b, done)
-                if done and local_done:
-                    print(f"\nCelery adds {pct(done, 50) - pct(local_done, 50):.1f} ms at p50 "
-                          f"to one warm run ({pct(local_done, 50):.0f} ms local, "
-                          f"{pct(done, 50):.0f} ms through Celery)\n")
+                if not args.warm_only:
+                    await asyncio.sleep(args.refill)
+                    results["celery, 1 worker"] = await burst(celery, args.burst)
+                local_done, celery_done = await warm_pairs(local, celery, args.reps)
                 celery.close()
+        if not args.warm_only:
+            with workers(url, 2, args.pool):
+                celery = CeleryExecutor(url, queue_max=args.burst)
+                results["celery, 2 workers"] = await burst(celery, args.burst)
+                celery.close()
+    if results:
+        print("| executor | runs/s | wait p50 ms | wait p99 ms | ok |")
+        print("|---|---|---|---|---|")
+        for name, b in results.items():
+            print(f"| {name} | {b['runs_per_s']:.2f} | {b['wait_p50']:.0f} | "
+                  f"{b['wait_p99']:.0f} | {int(b['ok'])}/{args.burst} |")
+    extra = [c - lo for lo, c in zip(local_done, celery_done, strict=True)]
+    print(f"\none warm run, {args.reps} pairs {args.refill:g} s apart, submit to done: local "
+          f"p50 {pct(local_done, 50):.1f} ms (p99 {pct(local_done, 99):.0f}), Celery p50 "
+          f"{pct(celery_done, 50):.1f} ms (p99 {pct(celery_done, 99):.0f}); Celery adds "
+          f"{pct(extra, 50):.1f} ms at p50 (pairwise)")
 
 
 if __name__ == "__main__":
@@ -182,10 +186,10 @@ if __name__ == "__main__":
     parser.add_argument("--burst", type=int, default=20)
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--pool", type=int, default=2)
-    parser.add_argument("--refill", type=float, default=4.0,
+    parser.add_argument("--refill", type=float, default=3.0,
                         help="seconds between the sequential runs, for the pool to refill")
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--warm-only", action="store_true",
-                        help="only the one-warm-run comparison (local against one worker)")
+                        help="only the one-warm-run comparison (local and one worker in turn)")
     args = parser.parse_args()
     asyncio.run(main())
