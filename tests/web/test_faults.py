@@ -246,6 +246,14 @@ def put_in_threads(site: Site, prefix: str, n: int, kill_after_first: bool,
         return dict(acked)
 
 
+def test_kill_during_instructor_saves(site: Site) -> None:
+    """Eight instructors' PUTs at once, killed right after the first 2xx: the others are
+    mid-save (YAML written or not, history recorded or not, commit under way)."""
+    entries = put_in_threads(site, "fault-save", 8, kill_after_first=True, kill_at=None)
+    assert entries
+    restart_and_check(site, entries, {}, [])
+
+
 def test_kill_right_after_a_journal_append_and_during_a_burst(site: Site) -> None:
     # right after one acknowledged save (each save appends to the index journal)
     with site.client() as c:
