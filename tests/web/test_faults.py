@@ -176,6 +176,8 @@ def restart_and_check(site: Site, entries: dict[str, str], linked: dict[str, str
             assert store.review_item(review_id).status != "open", review_id
     finally:
         store.close()
+    print(f"faults: restarted in {took:.1f} s; {len(entries)} saved entries, {len(linked)} "
+          f"links and {len(resolved)} resolved items all kept")
     return took
 
 
