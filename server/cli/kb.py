@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from indexer.kb import KnowledgeBase
+from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem
 from indexer.search import Searcher
 from server.cli.common import handle_errors, settings_of
 from server.cli.exit_codes import ExitCode
@@ -196,6 +196,9 @@ def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
 
     settings = settings_of(ctx)
     kb = KnowledgeBase.load(settings.kb_dir)
+    param_problems = demo_param_problems(kb)
+    if param_problems:
+        raise KnowledgeBaseError(param_problems)
     check_secret_key(settings)
     failures: list[dict[str, Any]] = []
     ran = 0
@@ -231,6 +234,28 @@ def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
             click.echo(f"ok, {len(kb)} entries ({len(kb.published())} published){extra}")
     sys.exit(ExitCode.FAILED if failures else 0)
 
+
+
+def demo_param_problems(kb: KnowledgeBase) -> list[Problem]:
+    """Each demo's parameter declarations that cannot be used, one problem per demo file
+    (its path and line)."""
+    from indexer.demo_params import ParamDeclarationError, read_params
+
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for entry in kb.entries.values():
+        path = kb.demo_path(entry)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        try:
+            read_params(path)
+        except ParamDeclarationError as e:
+            problems.append(Problem(kb.display(path), e.line, None,
+                                    f"parameter declaration: {e.message}"))
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(Problem(kb.display(path), None, None, f"cannot be read ({e})"))
+    return problems
 
 
 @click.command()

@@ -98,6 +98,18 @@ def test_serve_skips_a_broken_file_with_a_clear_warning(run, kb_dir: Path,  # ty
     assert run("check").exit_code == 3
 
 
+def test_check_names_a_broken_demo_parameter_declaration(run, kb_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    demo = kb_dir.parent / "demos" / "mse_vs_outliers.py"
+    text = demo.read_text()
+    line = text[:text.index("OUTLIER_STD = ")].count("\n") + 1
+    demo.write_text(text.replace("min=1.0, max=50.0", "min=1.0, max=5.0"))
+    result = run("check")
+    assert result.exit_code == 3
+    assert (f"demos/mse_vs_outliers.py: line {line}: parameter declaration: the value of "
+            "OUTLIER_STD, 10.0, is outside min..max (1.0..5.0)") in result.output
+    assert "Traceback" not in result.output
+
+
 def test_serve_still_needs_the_kb_folder(run, tmp_path: Path,  # type: ignore[no-untyped-def]
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASKTA_KB_DIR", str(tmp_path / "nowhere"))
