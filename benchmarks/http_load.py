@@ -109,7 +109,8 @@ def start_server(workdir: Path, port: int, sandbox: bool,
     env = {**os.environ, "ASKTA_KB_DIR": str(workdir / "kb"),
            "ASKTA_DATA_DIR": str(workdir / "data"), "ASKTA_CHAT_RATE_LIMIT": "off",
            "ASKTA_DEMO_RATE_LIMIT": "off", "ASKTA_SANDBOX_ENABLED": str(sandbox).lower(),
-           "ASKTA_SECRET_KEY": "benchmark", "ASKTA_ENCODER": encoder,
+           "ASKTA_SECRET_KEY": "benchmark-only-session-key-of-48-characters-long",
+           "ASKTA_ENCODER": encoder,
            "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "server.web.app:create_app", "--factory",
