@@ -34,7 +34,7 @@ from server.review.page_reader import (
 )
 
 __all__ = ["Format", "ImportedQuestion", "Importer", "ImportResult", "detect_format",
-           "find_questions", "parse_document"]
+           "find_questions", "first_line", "parse_document"]
 
 MAX_QUESTION_WORDS = 20  # longer paragraphs ending in "?" are part of an answer
 MAX_HEADING_WORDS = 8
@@ -62,10 +62,11 @@ class ImportedQuestion:
     answer: str
     tags: list[str] = field(default_factory=list)
 
-    @property
-    def first_line(self) -> str:
-        """The answer's first non-empty line, as `askta import --dry-run` shows it."""
-        return next((line.strip() for line in self.answer.splitlines() if line.strip()), "")
+
+
+def first_line(answer: str) -> str:
+    """An answer's first non-empty line, as `askta import --dry-run` shows it."""
+    return next((line.strip() for line in answer.splitlines() if line.strip()), "")
 
 
 # --- finding the questions ---------------------------------------------------------------
@@ -232,6 +233,7 @@ class ImportResult:
 
     created: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    drafts: list[Entry] = field(default_factory=list)  # the entries of `created`
 
 
 class Importer:
@@ -281,6 +283,8 @@ class Importer:
                 except KnowledgeBaseError as e:
                     result.skipped.append({"question": entry.question, "reason": str(e)})
                     continue
+            result.drafts.append(entry)
             result.created.append({"id": entry.id, "question": entry.question,
-                                   "path": self.kb.display(self.kb.path_of(entry.id))})
+                                   "path": self.kb.display(self.kb.path_of(entry.id)),
+                                   "first_line": first_line(entry.answer)})
         return result

@@ -1,19 +1,23 @@
 """The numbers staff see at /admin/stats: questions per day, the share answered, the most
-asked open questions, the most used entries and their "not helpful" rates."""
+asked open questions, the most used entries and their "not helpful" rates, and the pairs
+of entries close enough to be confused (indexer/overlaps.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from indexer.kb import KnowledgeBase
+from indexer.overlaps import searcher_overlaps
+from indexer.search import Searcher
 from server.review.queue import ReviewQueue
 from server.store import Store
 
 STATS_DAYS = 30
 
 
-def collect_stats(store: Store, kb: KnowledgeBase, queue: ReviewQueue) -> dict[str, Any]:
-    """Everything /admin/stats shows, as JSON-ready data."""
+def collect_stats(store: Store, kb: KnowledgeBase, queue: ReviewQueue,
+                  searcher: Searcher | None = None) -> dict[str, Any]:
+    """Everything /admin/stats shows, as JSON-ready data (the overlaps need `searcher`)."""
     summary = store.summary()
     groups = queue.groups()
     titles = {e.id: e.question for e in kb.entries.values()}
@@ -27,4 +31,5 @@ def collect_stats(store: Store, kb: KnowledgeBase, queue: ReviewQueue) -> dict[s
                         for r in store.top_entries(10)],
         "not_helpful": [{**r, "question": titles.get(r["entry_id"], r["entry_id"])}
                         for r in store.feedback_by_entry()],
+        "overlaps": [o.to_dict() for o in searcher_overlaps(searcher)] if searcher else [],
     }
