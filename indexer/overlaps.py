@@ -78,32 +78,28 @@ def find_overlaps(
     """
     if len(rows) != len(vectors):
         raise ValueError("one row per vector")
-    entry_ids = sorted({r.entry_id for r in rows})
-    number = {entry_id: n for n, entry_id in enumerate(entry_ids)}
-    owner = np.array([number[r.entry_id] for r in rows], dtype=np.int64)
-    order = np.argsort(owner, kind="stable")  # columns grouped by entry, for reduceat
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    starts = np.flatnonzero(np.r_[True, np.diff(owner[order]) != 0]) if len(rows) else order
-    grouped = np.ascontiguousarray(vectors[order], dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    of_entry: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        of_entry.setdefault(r.entry_id, []).append(i)
     phrasings = [i for i, r in enumerate(rows) if r.kind in PHRASING_KINDS]
     flips: dict[tuple[str, str], list[Flip]] = {}
     for at in range(0, len(phrasings), CHUNK):
         chunk = np.asarray(phrasings[at:at + CHUNK], dtype=np.int64)
-        # Vectors are unit length, so the inner product is the cosine similarity.
-        sims = np.asarray(vectors[chunk], dtype=np.float32) @ grouped.T
-        sims[np.arange(len(chunk)), position[chunk]] = -np.inf  # its own vector left out
-        per_entry = np.maximum.reduceat(sims, starts, axis=1)
-        best = per_entry.argmax(axis=1)
+        # Vectors are unit length, so the inner product is the cosine similarity. The
+        # nearest entry is the one with the best vector once the phrasing's own is out.
+        sims = vectors[chunk] @ vectors.T
+        sims[np.arange(len(chunk)), chunk] = -np.inf
+        best = sims.argmax(axis=1)
         for n, i in enumerate(chunk.tolist()):
-            own, nearest = int(owner[i]), int(best[n])
-            score = float(per_entry[n, nearest])
-            if nearest == own or score < min_score:
+            entry_id, nearest = rows[i].entry_id, rows[int(best[n])].entry_id
+            score = float(sims[n, best[n]])
+            if nearest == entry_id or score < min_score:
                 continue
-            own_score = float(per_entry[n, own])
-            flip = Flip(rows[i].entry_id, rows[i].text, entry_ids[nearest], score,
-                        own_score if np.isfinite(own_score) else -1.0)
-            a, b = sorted((flip.entry_id, flip.nearest))
+            others = [j for j in of_entry[entry_id] if j != i]
+            own = float(sims[n, others].max()) if others else -1.0
+            flip = Flip(entry_id, rows[i].text, nearest, score, own)
+            a, b = sorted((entry_id, nearest))
             flips.setdefault((a, b), []).append(flip)
     titles = dict(questions or {})
     for r in rows:

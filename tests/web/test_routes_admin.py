@@ -245,3 +245,14 @@ def test_stats_lists_confusable_entries(client: TestClient, services: Services) 
     assert '<a href="/entries/why-nonlinearities">' in panel
     assert f"“{shared.replace(chr(39), '&#39;')}” <span class=\"muted\">of why-nonlinearities, " \
            "lands on pytorch-vs-numpy: 0.9" in panel
+
+
+def test_stats_skips_overlaps_on_a_large_index(client: TestClient, services: Services,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.review import stats
+
+    monkeypatch.setattr(stats, "OVERLAP_PAGE_VECTORS", 10)
+    h = instructor(services, "tara", "ta")
+    assert client.get("/api/admin/stats", headers=h).json()["overlaps"] is None
+    page = client.get("/admin/stats", headers=h).text
+    assert "too large to compare on every visit" in page and 'class="overlap"' not in page
