@@ -46,7 +46,8 @@ _QA_SECTION = re.compile(r"\bQ\s*(?:&|and)\s*A\b|\bFAQs?\b|\bquestions\b", re.I)
 _STRUCTURAL = re.compile(
     r"^(chapter|week|unit|part|lecture|lab|module|section|day|session)\s*\d+\b"
     r"|^(announcements?|logistics|reminders?|reflections?|notes|resources|references|links|"
-    r"schedule|administrivia|misc(ellaneous)?|summary|introduction|overview|updates?)$", re.I)
+    r"schedule|administrivia|misc(ellaneous)?|summary|introduction|overview|updates?|"
+    r"looking ahead|next week|coming up|due (this|next) week)$", re.I)
 # On a plain-text page only a topic line reads as a question ("X vs Y", "Relationship
 # to Y"): any other short line there may be a section name or a terse answer.
 _TOPIC = re.compile(r"\b(vs\.?|versus|relationship|difference|compared)\b", re.I)
@@ -151,6 +152,8 @@ def _roles(blocks: list[Block], fmt: Format, page_is_qa: bool) -> tuple[list[Rol
 def _asks(text: str, body: list[Block], fmt: Format) -> bool:
     """Whether a heading under a Q&A section is a question rather than a section name."""
     if _QA_SECTION.search(text) or _STRUCTURAL.match(text) or not re.search(r"[^\W\d_]", text):
+        return False
+    if len(text.split()) < 2:  # "Homework", "Dropout": more likely a section than a question
         return False
     if fmt == "text" and not _TOPIC.search(text):
         return False

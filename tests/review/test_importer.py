@@ -311,3 +311,12 @@ def test_import_lists_drafts_that_could_be_confused(kb_dir: Path, tmp_path: Path
     quiet = CliRunner().invoke(import_command, [str(page), "--dry-run", "--no-overlaps"],
                                obj={"settings": settings})
     assert "could be confused" not in quiet.output
+
+
+def test_section_names_on_a_qa_page_are_not_questions() -> None:
+    page = ("---\ntitle: Week 9 Q&A\n---\n## Homework\n\nDue Friday.\n\n## Looking ahead\n\n"
+            "Convolutions next.\n\n## Announcements\n\nNo class Monday.\n\n"
+            "## Updates to the weights confuse me.\n\nEach step moves them a little.\n")
+    questions = parse_document(page, "markdown")
+    assert [q.question for q in questions] == ["Updates to the weights confuse me."]
+    assert questions[0].answer == "Each step moves them a little."
