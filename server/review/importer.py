@@ -64,7 +64,6 @@ class ImportedQuestion:
     tags: list[str] = field(default_factory=list)
 
 
-
 def first_line(answer: str) -> str:
     """An answer's first non-empty line, as `askta import --dry-run` shows it."""
     return next((line.strip() for line in answer.splitlines() if line.strip()), "")
