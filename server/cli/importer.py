@@ -63,10 +63,12 @@ def import_command(ctx: click.Context, file: Path, fmt: str, dry_run: bool, over
         for p in e.problems:
             click.echo(f"  {p}", err=True)
         sys.exit(ExitCode.INVALID_KB)
-    result = Importer(kb).run(questions, dry_run=dry_run)
-    # Compared with the KB as it was before this import: the drafts are not indexed.
-    pairs = (searcher_overlaps(open_searcher_for(settings), result.drafts)
-             if overlaps and result.drafts else [])
+    importer = Importer(kb)
+    drafts, _ = importer.plan(questions)
+    # Before anything is written (a model that cannot load stops the import whole), and
+    # against the KB's index: drafts are never indexed.
+    pairs = searcher_overlaps(open_searcher_for(settings), drafts) if overlaps and drafts else []
+    result = importer.run(questions, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({"format": chosen, "questions": [asdict(q) for q in questions],
                                "created": result.created, "skipped": result.skipped,

@@ -235,7 +235,6 @@ class ImportResult:
 
     created: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
-    drafts: list[Entry] = field(default_factory=list)  # the entries of `created`
 
 
 class Importer:
@@ -285,7 +284,6 @@ class Importer:
                 except KnowledgeBaseError as e:
                     result.skipped.append({"question": entry.question, "reason": str(e)})
                     continue
-            result.drafts.append(entry)
             result.created.append({"id": entry.id, "question": entry.question,
                                    "path": self.kb.display(self.kb.path_of(entry.id)),
                                    "first_line": first_line(entry.answer)})

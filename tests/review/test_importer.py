@@ -320,3 +320,16 @@ def test_section_names_on_a_qa_page_are_not_questions() -> None:
     questions = parse_document(page, "markdown")
     assert [q.question for q in questions] == ["Updates to the weights confuse me."]
     assert questions[0].answer == "Each step moves them a little."
+
+
+def test_a_model_that_cannot_load_stops_the_import_before_it_writes(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    settings = Settings(kb_dir=kb, data_dir=tmp_path / "data", model=str(tmp_path / "no-model"))
+    result = CliRunner().invoke(import_command, [str(DATA / "week7-notes.md")],
+                                obj={"settings": settings})
+    assert result.exit_code == 4 and result.output.startswith("error: ")
+    assert list(kb.iterdir()) == []
+    skipped = CliRunner().invoke(import_command, [str(DATA / "week7-notes.md"), "--no-overlaps"],
+                                 obj={"settings": settings})
+    assert skipped.exit_code == 0 and len(list(kb.glob("*.yaml"))) == 3
