@@ -56,9 +56,9 @@ def split_front_matter(text: str) -> tuple[FrontMatter, str]:
         data = (yaml.safe_load(match.group(2)) if match.group(1) == "---"
                 else tomllib.loads(match.group(2)))
     except (yaml.YAMLError, tomllib.TOMLDecodeError):
-        data = None  # unreadable front matter is still not content
-    if not isinstance(data, dict):
-        return FrontMatter(), body
+        return FrontMatter(), body  # unreadable front matter is still not content
+    if not isinstance(data, dict):  # two rules around prose, not front matter
+        return FrontMatter(), text
     title = str(data.get("title") or "").strip()
     date = data.get("date")
     if isinstance(date, dt.datetime):

@@ -333,3 +333,13 @@ def test_a_model_that_cannot_load_stops_the_import_before_it_writes(tmp_path: Pa
     skipped = CliRunner().invoke(import_command, [str(DATA / "week7-notes.md"), "--no-overlaps"],
                                  obj={"settings": settings})
     assert skipped.exit_code == 0 and len(list(kb.glob("*.yaml"))) == 3
+
+
+def test_rules_around_prose_are_not_front_matter() -> None:
+    from server.review.page_reader import split_front_matter
+
+    page = "---\nJust a note before the questions.\n---\n\nWhy is it slow?\n\nIdle GPU.\n"
+    front, body = split_front_matter(page)
+    assert front.tags == [] and body == page  # kept as written: it is not YAML front matter
+    front, body = split_front_matter("+++\ntitle = 'Week 3 Q&A'\n+++\nBody.\n")
+    assert (front.title, front.tags, body) == ("Week 3 Q&A", ["week-3"], "Body.\n")
