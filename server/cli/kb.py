@@ -10,9 +10,11 @@ from typing import Any
 import click
 
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem
+from indexer.overlaps import searcher_overlaps
 from indexer.search import Searcher
 from server.cli.common import handle_errors, settings_of
 from server.cli.exit_codes import ExitCode
+from server.cli.overlaps import echo_overlaps
 from server.config import Settings
 from server.retrieval import open_searcher
 
@@ -183,16 +185,22 @@ def evaluate_cmd(
 
 @click.command()
 @click.option("--demos", is_flag=True, help="Also run every demo in the sandbox.")
+@click.option("--overlaps", is_flag=True,
+              help="Also list pairs of entries close enough to be confused (loads the model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 @handle_errors
-def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
+def check(ctx: click.Context, demos: bool, overlaps: bool, as_json: bool) -> None:
     """Validate every entry in kb/ (and with --demos, run every demo), and the session key
     if one is set or kept in the data dir.
 
-    Errors name the file, the line and the field.
+    Errors name the file, the line and the field. With --overlaps, also the pairs of
+    entries a student's wording can flip between (exit 1 if there are any).
+
+    \b
+    Example:
+      askta check --overlaps
     """
-    from indexer.kb import KnowledgeBase
 
     settings = settings_of(ctx)
     kb = KnowledgeBase.load(settings.kb_dir)
@@ -218,21 +226,27 @@ def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
                         "stderr": tail,
                     }
                 )
+    pairs = searcher_overlaps(open_searcher_for(settings)) if overlaps else []
+    ok = not failures and not pairs
     if as_json:
-        click.echo(
-            json.dumps(
-                {"ok": not failures, "entries": len(kb), "demos_run": ran, "failures": failures}
-            )
-        )
+        data: dict[str, Any] = {"ok": ok, "entries": len(kb), "demos_run": ran,
+                                "failures": failures}
+        if overlaps:
+            data["overlaps"] = [o.to_dict() for o in pairs]
+        click.echo(json.dumps(data))
     else:
         for f in failures:
             click.echo(
                 f"{f['demo']}: {f['status']} (exit {f['exit_code']})\n{f['stderr']}", err=True
             )
-        if not failures:
-            extra = f", {ran} demos ran" if demos else ""
+        extra = f", {ran} demos ran" if demos else ""
+        if ok:
+            extra += ", no confusable entries" if overlaps else ""
             click.echo(f"ok, {len(kb)} entries ({len(kb.published())} published){extra}")
-    sys.exit(ExitCode.FAILED if failures else 0)
+        if pairs:
+            valid = "" if failures else f"valid, {len(kb)} entries{extra}; "
+            echo_overlaps(pairs, f"{valid}{len(pairs)} pairs of entries could be confused:")
+    sys.exit(ExitCode.FAILED if not ok else 0)
 
 
 
