@@ -36,6 +36,8 @@ def collect_stats(store: Store, kb: KnowledgeBase, queue: ReviewQueue,
         "not_helpful": [{**r, "question": titles.get(r["entry_id"], r["entry_id"])}
                         for r in store.feedback_by_entry()],
         "overlaps": _overlaps(searcher),
+        "tinkering": [{**r, "question": titles.get(r["entry_id"], r["entry_id"])}
+                      for r in store.tinkering_by_demo()],
     }
 
 

@@ -143,8 +143,15 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+DEMO_RUN_KINDS = ("demo", "params", "edit")
+
+
 class DemoRun(Base):
-    """The outcome of one demo run, for the failure rate on /admin/stats."""
+    """The outcome of one demo run, for /admin/stats: failure rate, how often students
+    re-ran a demo with other values or edited it, and what broke their edits.
+
+    `kind`: "demo" (as written), "params" (other parameter values, in `params`) or
+    "edit" (a student's code, known only by `code_hash`). No personal data."""
 
     __tablename__ = "demo_runs"
 
@@ -154,3 +161,7 @@ class DemoRun(Base):
     device: Mapped[str] = mapped_column(String(20), default="")
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(10), default="demo", server_default="demo")
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -75,11 +75,16 @@ class QuestionLog(StoreBase):
         return review_id
 
     def record_demo_run(self, entry_id: str, status: str, *, device: str = "",
-                        duration_ms: int = 0) -> None:
-        """Log the outcome of one demo run (for the failure rate in the stats)."""
+                        duration_ms: int = 0, kind: str = "demo",
+                        params: dict[str, Any] | None = None, code_hash: str | None = None,
+                        failure: str | None = None) -> None:
+        """Log the outcome of one demo run: as written, with other parameter values, or
+        edited (see DemoRun); `failure` is a short reason when it did not end well."""
         with self.writing() as s:
             s.add(DemoRun(entry_id=entry_id, status=status, device=device,
-                          duration_ms=int(duration_ms), at=utcnow()))
+                          duration_ms=int(duration_ms), at=utcnow(), kind=kind,
+                          params=params, code_hash=code_hash,
+                          failure=failure[:200] if failure else None))
 
 
 def _question_row(text: str, *, client: str, session_id: str | None, entry_id: str | None,

@@ -78,3 +78,28 @@ class Statistics(StoreBase):
         out = [{"entry_id": e, "feedback": t, "not_helpful": n, "not_helpful_rate": n / t}
                for e, (t, n) in per.items()]
         return sorted(out, key=lambda r: (-r["not_helpful_rate"], -r["feedback"], r["entry_id"]))
+
+    def tinkering_by_demo(self, failures: int = 3) -> list[dict[str, Any]]:
+        """Per entry with runs: runs as written, with other parameter values and edited,
+        how many edited runs failed, and their most common failures (up to `failures`,
+        [{"failure", "count"}]); most tinkered first."""
+        with self.reading() as s:
+            rows = s.execute(select(DemoRun.entry_id, DemoRun.kind, func.count())
+                             .group_by(DemoRun.entry_id, DemoRun.kind)).all()
+            broken = s.execute(select(DemoRun.entry_id, DemoRun.failure, func.count())
+                               .where(DemoRun.kind == "edit", DemoRun.status != "ok")
+                               .group_by(DemoRun.entry_id, DemoRun.failure)).all()
+        per: dict[str, dict[str, Any]] = {}
+        for entry_id, kind, count in rows:
+            row = per.setdefault(entry_id, {"entry_id": entry_id, "demo": 0, "params": 0,
+                                            "edit": 0, "edit_failed": 0, "failures": []})
+            row[kind if kind in ("demo", "params", "edit") else "demo"] += count
+        for entry_id, failure, count in broken:
+            row = per[entry_id]
+            row["edit_failed"] += count
+            row["failures"].append({"failure": failure or "failed", "count": count})
+        for row in per.values():
+            row["failures"] = sorted(row["failures"],
+                                     key=lambda f: (-f["count"], f["failure"]))[:failures]
+        return sorted(per.values(), key=lambda r: (-(r["params"] + r["edit"]), -r["demo"],
+                                                   r["entry_id"]))

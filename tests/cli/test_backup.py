@@ -160,7 +160,7 @@ def test_backup_then_restore_gives_back_every_table_and_the_history(
     r = run(backup_command, source, str(archive))
     assert r.exit_code == 0, r.output
     assert archive.stat().st_mode & 0o777 == 0o600  # password and token hashes inside
-    assert "database (schema 0003)" in r.output and "users 3" in r.output
+    assert "database (schema 0004)" in r.output and "users 3" in r.output
 
     target = place(tmp_path, "target", target_backend, postgres_urls)
     # The demos belong to the project (the image), not to the backup.
@@ -168,7 +168,7 @@ def test_backup_then_restore_gives_back_every_table_and_the_history(
     r = run(restore_command, target, str(archive), "--json")
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
-    assert report["schema_revision"] == "0003"
+    assert report["schema_revision"] == "0004"
     assert report["tables"]["users"] == 3 and report["tables"]["questions"] == 2
     assert report["kb"]["history"] is True
     assert any("matches the restored kb" in n for n in report["notes"]), report["notes"]
@@ -203,7 +203,7 @@ def test_backup_then_restore_gives_back_every_table_and_the_history(
         with restored.reading() as s:
             assert s.scalar(select(func.max(AuditEvent.id))) == top + 1
             assert s.scalar(select(func.count()).select_from(Question)) == 2
-        assert schema_revision(restored) == "0003"
+        assert schema_revision(restored) == "0004"
     finally:
         restored.close()
     backed_up = json.loads(tarfile.open(archive).extractfile("index/manifest.json").read())  # type: ignore[union-attr]
@@ -344,7 +344,7 @@ def test_a_backup_of_an_older_schema_is_loaded_there_then_migrated(tmp_path: Pat
     assert r.exit_code == 0, r.output
     restored = Store(target.db_url)
     try:
-        assert schema_revision(restored) == "0003"
+        assert schema_revision(restored) == "0004"
         user = restored.user("ian")
         assert user is not None and user.token_hash == "t" and user.session_version == 0
         assert user.token_expires_at is not None and not user.disabled

@@ -66,7 +66,7 @@ def test_migrate_creates_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert {"questions", "feedback", "review_items", "users", "audit_log", "demo_runs",
             "alembic_version"} <= tables
-    assert schema_revision(store) == "0003"
+    assert schema_revision(store) == "0004"
 
 
 def test_models_match_migrations(store: Store) -> None:
@@ -97,7 +97,7 @@ def test_upgrade_keeps_existing_data(db_url: str) -> None:
 
     new = Store(db_url)
     new.migrate()
-    assert schema_revision(new) == "0003"
+    assert schema_revision(new) == "0004"
     item = new.review_item("abc123")
     assert item.text == "what is a tensor" and item.status == "open" and item.group_key is None
     assert item.created_at == datetime(2024, 9, 1, 10, tzinfo=UTC)
@@ -206,6 +206,26 @@ def test_users(store: Store) -> None:
         store.update_user("nobody", role="ta")
 
 
+def test_upgrade_to_0004_keeps_demo_runs_as_runs_of_the_demo(db_url: str) -> None:
+    old = Store(db_url)
+    old.migrate("0003")
+    with old.engine.begin() as conn:
+        conn.execute(text("INSERT INTO demo_runs (entry_id, status, device, duration_ms, at)"
+                          " VALUES ('why-relu', 'ok', 'cpu', 12, '2026-11-01 10:00:00')"))
+    old.close()
+    new = Store(db_url)
+    new.migrate()
+    try:
+        new.record_demo_run("why-relu", "error", kind="edit", code_hash="ab" * 32,
+                            failure="NameError: name 'x' is not defined")
+        new.record_demo_run("why-relu", "ok", kind="params", params={"SEED": 3})
+        assert new.tinkering_by_demo() == [{
+            "entry_id": "why-relu", "demo": 1, "params": 1, "edit": 1, "edit_failed": 1,
+            "failures": [{"failure": "NameError: name 'x' is not defined", "count": 1}]}]
+    finally:
+        new.close()
+
+
 def test_upgrade_to_0003_keeps_users_and_dates_their_tokens(db_url: str) -> None:
     """Existing accounts stay enabled; a token issued before expiry dates existed gets the
     default 90 days from the upgrade instead of living forever."""
@@ -220,7 +240,7 @@ def test_upgrade_to_0003_keeps_users_and_dates_their_tokens(db_url: str) -> None
 
     new = Store(db_url)
     new.migrate()
-    assert schema_revision(new) == "0003"
+    assert schema_revision(new) == "0004"
     tara, ian = new.user("tara"), new.user("ian")
     assert tara is not None and ian is not None
     assert (tara.session_version, tara.disabled) == (0, False)

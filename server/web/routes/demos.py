@@ -46,8 +46,8 @@ class DemoRunRequest(BaseModel):
 async def run_demo(entry_id: str, services: ServicesDep, _: DemoRateLimit,
                    body: DemoRunRequest | None = None) -> dict[str, Any]:
     """Run the entry's demo live in the sandbox and return everything it produced."""
-    request, code_hash = demo_request(services, entry_id, (body or DemoRunRequest()).device)
-    run = await run_to_end(services, request, recorder(services, code_hash))
+    plan = demo_request(services, entry_id, (body or DemoRunRequest()).device)
+    run = await run_to_end(services, plan.request, recorder(services, plan))
     return run.result()
 
 

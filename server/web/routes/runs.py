@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from server.runs import Executor, RunEvent, RunView, UnknownRun
 from server.web.demo_runs import (
+    MAX_CODE_BYTES,
     SSE_HEADERS,
     SSE_RETRY_MS,
     executor_of,
@@ -31,10 +32,17 @@ RunStatus = Literal["queued", "running", "ok", "error", "timeout", "killed"]
 
 
 class RunCreate(BaseModel):
-    """A run of an entry's demo; `auto` picks CUDA when a GPU can take it."""
+    """A run of an entry's demo; `auto` picks CUDA when a GPU can take it. `params`
+    gives other values to the parameters the demo declares (the entry's `demo.params`);
+    `code` runs a student's edit of the demo instead (at most 20 KB), in the same
+    sandbox with the same limits."""
 
     entry_id: str = Field(max_length=200)
     device: Device = "auto"
+    params: dict[str, bool | int | float | str] | None = Field(
+        None, max_length=32, description="{name: value} for the demo's declared parameters.")
+    code: str | None = Field(None, max_length=MAX_CODE_BYTES,
+                             description="Edited code to run instead of the demo's.")
 
 
 class RunCreated(BaseModel):
@@ -76,7 +84,8 @@ async def _run(executor: Executor, run_id: str) -> RunView:
              responses=error_responses(*BODY_ERRORS, 404, 429, 503))
 async def create_run(body: RunCreate, services: ServicesDep, _: DemoRateLimit) -> JSONResponse:
     """Start a run of the entry's demo; 202 at once, with where to follow it."""
-    run = await submit_demo(services, body.entry_id, body.device)
+    run = await submit_demo(services, body.entry_id, body.device, params=body.params,
+                            code=body.code)
     url = _events_url(run.id)
     return JSONResponse({"id": run.id, "status": "queued", "events_url": url},
                         status_code=202, headers={"Location": f"/api/runs/{run.id}"})

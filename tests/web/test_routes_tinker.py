@@ -1,0 +1,144 @@
+"""Students tinkering with a demo through POST /api/runs: other values of its declared
+parameters (checked, written into a copy of the code), or their own edit of the code;
+each run logged with its kind for /admin/stats. A fake runner records the code it was
+given; the test marked `sandbox` runs real demos."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.accounts import Accounts
+from server.config import Settings
+from server.services import Services
+from server.web.app import create_app
+from tests.web.test_routes_demos import FakeRunner
+from tests.web.test_routes_runs import wait_done
+
+ENTRY = "mse-vs-outliers"  # demos/mse_vs_outliers.py declares SEED, SAMPLE_SIZE, ...
+
+
+@pytest.fixture
+def runner() -> FakeRunner:
+    return FakeRunner()
+
+
+@pytest.fixture
+def tinker(settings: Settings, services: Services, runner: FakeRunner
+           ) -> Iterator[TestClient]:
+    services.sandbox = runner  # type: ignore[assignment]
+    with TestClient(create_app(settings, services=services)) as c:
+        yield c
+
+
+def run(client: TestClient, **body: Any) -> dict[str, Any]:
+    r = client.post("/api/runs", json={"entry_id": ENTRY, "device": "cpu", **body})
+    assert r.status_code == 202, r.text
+    return wait_done(client, r.json()["id"])
+
+
+def test_params_are_written_into_a_copy_of_the_demo(tinker: TestClient, runner: FakeRunner,
+                                                    services: Services) -> None:
+    demo = services.kb.demo_path(services.kb.get(ENTRY))
+    assert demo is not None
+    source = demo.read_text()
+    assert run(tinker, params={"OUTLIER_STD": 25, "SAMPLE_SIZE": 7})["status"] == "ok"
+    code = runner.calls[-1][0]
+    assert "\nOUTLIER_STD = 25.0  # askta: param(" in code
+    assert "\nSAMPLE_SIZE = 7  # askta: param(" in code
+    changed = [a for a, b in zip(source.splitlines(), code.splitlines(), strict=True)
+               if a != b]
+    assert [line.split(" =")[0] for line in changed] == ["SAMPLE_SIZE", "OUTLIER_STD"]
+    assert demo.read_text() == source  # the file itself is never touched
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"OUTLIER_STD": 500}, "params.OUTLIER_STD: must be between 1.0 and 50.0"),
+    ({"SAMPLE_SIZE": 8}, "params.SAMPLE_SIZE: must be 5 plus a multiple of 2"),
+    ({"SAMPLE_SIZE": "7"}, "params.SAMPLE_SIZE: must be a whole number"),
+    ({"GRID_STEP": 0.5}, "params.GRID_STEP: this demo has no parameter 'GRID_STEP'"),
+    ({"os.system('x')": 1}, "this demo has no parameter"),
+])
+def test_params_outside_the_declaration_are_422_naming_the_field(
+        tinker: TestClient, runner: FakeRunner, params: dict[str, Any], message: str) -> None:
+    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "params": params})
+    assert r.status_code == 422, r.text
+    assert message in r.json()["error"]["message"]
+    assert runner.calls == []
+
+
+def test_edited_code_runs_instead_of_the_demo_and_may_move_its_own_params(
+        tinker: TestClient, runner: FakeRunner) -> None:
+    code = "N = 3  # askta: param(min=1, max=9)\nprint('edited', N)\n"
+    assert run(tinker, code=code)["status"] == "ok"
+    assert runner.calls[-1][0] == code
+    run(tinker, code=code, params={"N": 8})
+    assert runner.calls[-1][0].startswith("N = 8  # askta: param")
+    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "code": code, "params": {"N": 10}})
+    assert r.status_code == 422 and "params.N: must be between 1 and 9" in r.text
+
+
+def test_edited_code_over_20_kb_is_refused(tinker: TestClient, runner: FakeRunner) -> None:
+    big = "# " + "é" * 10_300 + "\n"  # under 20,480 characters, over 20 KB in UTF-8
+    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "code": big})
+    assert r.status_code == 422 and "at most 20 KB" in r.json()["error"]["message"]
+    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "code": "x" * 30_000})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid"
+    assert runner.calls == []
+
+
+def test_only_the_demo_as_written_is_cached_for_the_page(tinker: TestClient,
+                                                        services: Services) -> None:
+    run(tinker, params={"SEED": 5})
+    run(tinker, code="print('mine')\n")
+    assert tinker.get(f"/api/entries/{ENTRY}").json()["demo"]["last_run"] is None
+    run(tinker)
+    assert tinker.get(f"/api/entries/{ENTRY}").json()["demo"]["last_run"] is not None
+
+
+def test_stats_show_what_students_tried(settings: Settings, services: Services) -> None:
+    services.sandbox = FakeRunner()  # type: ignore[assignment]
+    with TestClient(create_app(settings, services=services)) as c:
+        run(c)
+        run(c, params={"SEED": 3})
+        run(c, params={"SEED": 4})
+        services.sandbox = FakeRunner(status="error")  # type: ignore[assignment]
+        run(c, code="raise ValueError('boom')\n")
+        run(c, code="raise ValueError('boom')  # again\n")
+        deadline = time.monotonic() + 5
+        while services.store.summary()["demo_runs"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        accounts = Accounts(services.store)
+        accounts.add("ian", "instructor", None)
+        token = accounts.issue_token("ian")
+        stats = c.get("/api/admin/stats", headers={"Authorization": f"Bearer {token}"}).json()
+    row = next(r for r in stats["tinkering"] if r["entry_id"] == ENTRY)
+    assert (row["demo"], row["params"], row["edit"], row["edit_failed"]) == (1, 2, 2, 2)
+    assert row["failures"] == [{"failure": "ValueError: boom", "count": 2}]
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_a_parameter_changes_what_the_student_sees(settings: Settings,
+                                                   services: Services) -> None:
+    """Real sandbox: a bigger outlier spread moves the printed spread of the mean."""
+    from server.sandbox import SandboxRunner
+
+    runner = SandboxRunner(settings.model_copy(update={"sandbox_enabled": True,
+                                                       "sandbox_pool_size": 1})
+                           .sandbox_config())
+    runner.check()
+    runner.start()
+    services.sandbox = runner
+    try:
+        with TestClient(create_app(settings, services=services)) as c:
+            small = run(c, params={"OUTLIER_STD": 2.0})
+            large = run(c, params={"OUTLIER_STD": 40.0})
+    finally:
+        runner.close()
+    assert small["status"] == large["status"] == "ok", small["stderr"] + large["stderr"]
+    assert small["stdout"] != large["stdout"]
