@@ -374,3 +374,22 @@ def test_the_demo_of_an_answer_runs_in_the_chat(page: Page) -> None:
     assert card.locator(".demo-stdout").inner_text().strip()
     assert card.locator(".demo-page-link").get_attribute("href") == \
         "/entries/why-nonlinearities#demo"
+
+
+def test_moving_a_slider_changes_what_the_demo_prints(page: Page) -> None:
+    p = page
+    p.goto("/entries/mse-vs-outliers")
+    expect(p.get_by_role("group", name="Try other values")).to_be_visible()
+    slider = p.get_by_label("Points per sample (odd)")
+    assert slider.get_attribute("type") == "range"
+    slider.fill("11")  # a range input takes fill() as its value, and fires input
+    expect(p.locator("#param-SAMPLE_SIZE-value")).to_have_text("11")
+    p.get_by_role("button", name="Run").click()
+    status = p.locator("#demo-status")
+    expect(status).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    assert "samples of 11 points each" in p.locator("#demo-stdout").inner_text()
+    p.get_by_role("button", name="Back to the demo's values").click()
+    expect(p.locator("#param-SAMPLE_SIZE-value")).to_have_text("25")
+    p.get_by_role("button", name="Run").click()
+    expect(status).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    assert "samples of 25 points each" in p.locator("#demo-stdout").inner_text()

@@ -15,6 +15,7 @@ window.asktaDemo = (function () {
   var status = root.querySelector(".demo-status");
   var out = root.querySelector(".demo-stdout");
   var images = root.querySelector(".demo-images");
+  var paramBox = root.querySelector(".demo-params");
   var running = false;
   var waitTimer = null;
   var waitedMs = 0;
@@ -137,7 +138,8 @@ window.asktaDemo = (function () {
       var resp = await fetch("/api/runs", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ entry_id: entryId, device: dev })
+        body: JSON.stringify(Object.assign({ entry_id: entryId, device: dev },
+                                            changedParams() ? { params: changedParams() } : {}))
       });
       var data = null;
       try { data = await resp.json(); } catch (e) { data = null; }
@@ -158,6 +160,47 @@ window.asktaDemo = (function () {
       runButton.disabled = false;
       section.removeAttribute("aria-busy");
     }
+  }
+
+  // The declared parameters: {name: value} of those moved away from their default.
+  function paramValue(el, type) {
+    if (type === "bool") return el.checked;
+    if (type === "choice") return el.value;
+    var n = Number(el.value);
+    return type === "int" ? Math.round(n) : n;
+  }
+
+  function changedParams() {
+    if (!paramBox) return null;
+    var out = {};
+    var any = false;
+    paramBox.querySelectorAll(".param").forEach(function (box) {
+      var type = box.getAttribute("data-type");
+      var el = box.querySelector("input, select");
+      var value = paramValue(el, type);
+      if (value !== JSON.parse(box.getAttribute("data-default"))) {
+        out[box.getAttribute("data-name")] = value;
+        any = true;
+      }
+    });
+    return any ? out : null;
+  }
+
+  if (paramBox) {
+    paramBox.querySelectorAll("input[type=range]").forEach(function (el) {
+      var shown = paramBox.querySelector("output[for='" + el.id + "']");
+      el.addEventListener("input", function () { shown.textContent = el.value; });
+    });
+    paramBox.querySelector(".reset-params").addEventListener("click", function () {
+      paramBox.querySelectorAll(".param").forEach(function (box) {
+        var value = JSON.parse(box.getAttribute("data-default"));
+        var el = box.querySelector("input, select");
+        if (box.getAttribute("data-type") === "bool") el.checked = value;
+        else el.value = String(value);
+        var shown = box.querySelector("output");
+        if (shown) shown.textContent = String(value);
+      });
+    });
   }
 
   runButton.addEventListener("click", run);
