@@ -393,3 +393,39 @@ def test_moving_a_slider_changes_what_the_demo_prints(page: Page) -> None:
     p.get_by_role("button", name="Run").click()
     expect(status).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
     assert "samples of 25 points each" in p.locator("#demo-stdout").inner_text()
+
+
+def test_edit_the_code_run_it_and_compare_with_the_original(page: Page) -> None:
+    p = page
+    p.goto("/entries/mse-vs-outliers")
+    p.get_by_role("button", name="Edit the code").click()
+    editor = p.get_by_role("textbox", name="Code of your version")
+    expect(editor).to_be_visible()
+    assert "Why use MSE" in editor.inner_text()
+    editor.click()
+    p.keyboard.press("Control+a")
+    p.keyboard.press("Delete")
+    p.keyboard.insert_text("print('hello from my version', 6 * 7)\n")
+    panel = p.locator("#demo-edit")
+    panel.get_by_role("button", name="Run my version").click()
+    status = panel.locator(".demo-status")
+    expect(status).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    expect(panel.locator(".demo-stdout")).to_contain_text("hello from my version 42")
+    expect(p.locator("#demo-stdout")).not_to_contain_text("hello from my version")
+    panel.get_by_role("button", name="Show my changes").click()
+    expect(p.locator("#edit-diff")).to_contain_text("hello from my version")
+    expect(p.locator("#edit-diff .cm-deletedChunk").first).to_be_visible()
+    panel.get_by_role("button", name="Back to the original code").click()
+    assert "Why use MSE" in editor.inner_text()
+    # a fork bomb typed into the editor is stopped, and the page says so; the chat answers
+    editor.click()
+    p.keyboard.press("Control+a")
+    p.keyboard.press("Delete")
+    p.keyboard.insert_text("import os\nwhile True:\n    os.fork()\n")
+    panel.get_by_role("button", name="Run my version").click()
+    expect(status).to_have_attribute("data-state", re.compile("error|timeout"),
+                                     timeout=TIMEOUT_MS)
+    assert "Stopped by the sandbox" in status.inner_text() and "limit" in status.inner_text(), \
+        status.inner_text()
+    reply = p.request.post("/api/chat", data={"message": "why do we need relu"})
+    assert reply.status == 200 and reply.json()["answered"]

@@ -90,16 +90,17 @@ def entry_page(request: Request, entry_id: str, services: ServicesDep) -> HTMLRe
     except (EntryNotFound, NotFound):
         return _page(request, "404.html", {"entry_id": entry_id, "nav": "entries"}, 404)
     data = entry_to_json(services, entry)
-    demo_code = None
+    demo_code = demo_source = None
     if data["demo"]:
         path = demo_file(services, entry)
         try:
-            demo_code = highlight_code(path.read_text(encoding="utf-8")) if path else None
+            demo_source = path.read_text(encoding="utf-8") if path else None
         except OSError:
-            demo_code = None
+            demo_source = None
+        demo_code = highlight_code(demo_source) if demo_source is not None else None
     last = data["demo"]["last_run"] if data["demo"] else None
     return _page(request, "entry.html", {
-        "entry": data, "nav": "entries", "demo_code": demo_code,
+        "entry": data, "nav": "entries", "demo_code": demo_code, "demo_source": demo_source,
         "last_run": last, "last_images": _safe_images(last),
         "can_run": services.runs.available, "sandbox_error": sandbox_notice(services),
         "has_cuda": services.runs.cuda_available,

@@ -8,7 +8,8 @@
 window.asktaDemo = (function () {
  /** Wire a demo's Run button inside `root` (the entry page's #demo section, or a chat answer).
      `root` holds .run-button, .demo-status, .demo-stdout, .demo-images and maybe select.device. */
- function attach(root, entryId) {
+ function attach(root, entryId, options) {
+  options = options || {};
   var section = root;
   var runButton = root.querySelector(".run-button");
   var device = root.querySelector("select.device");
@@ -17,6 +18,7 @@ window.asktaDemo = (function () {
   var images = root.querySelector(".demo-images");
   var paramBox = root.querySelector(".demo-params");
   var running = false;
+  var stderrTail = "";
   var waitTimer = null;
   var waitedMs = 0;
 
@@ -54,9 +56,23 @@ window.asktaDemo = (function () {
     return waitedMs >= 1000 ? ", after waiting " + Math.round(waitedMs / 1000) + " s for a free runner" : "";
   }
 
+  // Which of the sandbox's limits stopped a run, from what it wrote to stderr: the
+  // sandbox's own notice ("memory limit of 4096 MB reached"), or the error a program
+  // gets when it may not start another process.
+  function limitHit() {
+    var notice = stderrTail.match(/([A-Za-z ]*limit of [^:\n]*(reached|[^\n]*))/);
+    if (notice) return notice[1].trim();
+    if (/BlockingIOError|Resource temporarily unavailable|can't start new thread/.test(stderrTail)) {
+      return "the limit on processes and threads";
+    }
+    return null;
+  }
+
   function doneText(d) {
     var ms = Math.round(d.duration_ms || 0);
     var on = d.device ? " on " + String(d.device).toUpperCase() : "";
+    var limit = limitHit();
+    if (limit && d.status !== "ok") return [d.status === "timeout" ? "timeout" : "error", "Stopped by the sandbox after " + ms + " ms: " + limit + "."];
     if (d.status === "ok") return ["done", "Done in " + ms + " ms" + on + waitedText() + "."];
     if (d.status === "timeout") return ["timeout", "Timed out after " + (ms / 1000).toFixed(1) + " s: the demo ran longer than allowed."];
     if (d.status === "killed") return ["error", "Stopped after " + ms + " ms: the demo went over a limit (memory, output or processes)."];
@@ -85,7 +101,7 @@ window.asktaDemo = (function () {
     if (event === "waiting") { startWaiting(); return false; }
     stopWaiting();
     if (event === "stdout") appendLine(data.text, null);
-    else if (event === "stderr") appendLine(data.text, "stderr");
+    else if (event === "stderr") { appendLine(data.text, "stderr"); stderrTail = (stderrTail + data.text).slice(-4000); }
     else if (event === "image") appendImage(data);
     else if (event === "done") { var t = doneText(data); setStatus(t[0], t[1]); return true; }
     return false;
@@ -132,14 +148,16 @@ window.asktaDemo = (function () {
     out.hidden = false;
     images.textContent = "";
     waitedMs = 0;
+    stderrTail = "";
     setStatus("running", "Running…");
-    var dev = device ? device.value : "auto";
+    var dev = device ? device.value : (options.device ? options.device() : "auto");
     try {
       var resp = await fetch("/api/runs", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
         body: JSON.stringify(Object.assign({ entry_id: entryId, device: dev },
-                                            changedParams() ? { params: changedParams() } : {}))
+                                            changedParams() ? { params: changedParams() } : {},
+                                            options.code ? { code: options.code() } : {}))
       });
       var data = null;
       try { data = await resp.json(); } catch (e) { data = null; }
