@@ -123,6 +123,7 @@ def item_to_dict(item: ReviewItem) -> dict[str, Any]:
         "resolved_by": item.resolved_by,
         "resolved_at": item.resolved_at.isoformat() if item.resolved_at else None,
         "resolution": item.resolution,
+        "attachment": item.attachment,
     }
 
 
@@ -169,6 +170,15 @@ class ReviewQueue:
         return self.store.record_feedback(message, entry_id, False, client,
                                           embedding=vector.tobytes(),
                                           suggestions=self._suggest(message, vector))
+
+    def ask_about_demo(self, question: str, entry_id: str, attachment: dict[str, Any]) -> str:
+        """A student's question about a demo they changed, with their code and its run
+        (`attachment`), as one review item, filed with its embedding and suggestions."""
+        vector = self._embed([question])[0]
+        return self.store.open_review_item(None, question, reason="demo_question",
+                                           suggestions=self._suggest(question, vector),
+                                           embedding=vector.tobytes(), entry_id=entry_id,
+                                           attachment=attachment)
 
     def ensure_seed_items(self) -> int:
         """Open a "seed" review item, with its embedding, for each unanswered entry that

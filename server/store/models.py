@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 REVIEW_STATUSES = ("open", "linked", "drafted", "dismissed")
-REVIEW_REASONS = ("unanswered", "not_helpful", "seed")
+REVIEW_REASONS = ("unanswered", "not_helpful", "seed", "demo_question")
 ROLES = ("ta", "instructor")
 
 
@@ -87,7 +87,8 @@ class Feedback(Base):
 
 
 class ReviewItem(Base):
-    """A question waiting for a TA: not answered, marked not helpful, or a seed entry."""
+    """A question waiting for a TA: not answered, marked not helpful, a seed entry, or a
+    question about a demo a student changed (with their code and its output)."""
 
     __tablename__ = "review_items"
     __table_args__ = (Index("ix_review_items_status_group", "status", "group_key"),)
@@ -108,6 +109,8 @@ class ReviewItem(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     resolution: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # demo_question: the student's code and its run ({"code", "status", "stdout", ...})
+    attachment: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class User(Base):

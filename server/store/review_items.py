@@ -23,13 +23,15 @@ def new_review_id() -> str:
 
 def review_row(question_id: int | None, text: str, *, reason: str,
                suggestions: list[dict[str, Any]], embedding: bytes | None = None,
-               entry_id: str | None = None) -> dict[str, Any]:
+               entry_id: str | None = None,
+               attachment: dict[str, Any] | None = None) -> dict[str, Any]:
     """The columns of a new, open review item (with a fresh id)."""
     if reason not in REVIEW_REASONS:
         raise ValueError(f"reason must be one of {', '.join(REVIEW_REASONS)}, not {reason!r}")
     return {"id": new_review_id(), "question_id": question_id, "text": text, "reason": reason,
             "status": "open", "suggestions": json_safe(suggestions), "embedding": embedding,
-            "entry_id": entry_id, "created_at": utcnow()}
+            "entry_id": entry_id, "created_at": utcnow(),
+            "attachment": json_safe(attachment) if attachment is not None else None}
 
 
 class ReviewItems(StoreBase):
@@ -37,10 +39,12 @@ class ReviewItems(StoreBase):
 
     def open_review_item(self, question_id: int | None, text: str, *, reason: str,
                          suggestions: list[dict[str, Any]], embedding: bytes | None = None,
-                         entry_id: str | None = None) -> str:
+                         entry_id: str | None = None,
+                         attachment: dict[str, Any] | None = None) -> str:
         """Put a question in the review queue; return the review id."""
         item = ReviewItem(**review_row(question_id, text, reason=reason, suggestions=suggestions,
-                                       embedding=embedding, entry_id=entry_id))
+                                       embedding=embedding, entry_id=entry_id,
+                                       attachment=attachment))
         with self.writing() as s:
             s.add(item)
             return item.id

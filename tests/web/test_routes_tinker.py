@@ -142,3 +142,27 @@ def test_a_parameter_changes_what_the_student_sees(settings: Settings,
         runner.close()
     assert small["status"] == large["status"] == "ok", small["stderr"] + large["stderr"]
     assert small["stdout"] != large["stdout"]
+
+
+def test_asking_a_ta_about_an_edited_run_queues_the_question_code_and_output(
+        tinker: TestClient, services: Services) -> None:
+    code = "print('mine')\n"
+    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "device": "cpu", "code": code})
+    run_id = r.json()["id"]
+    wait_done(tinker, run_id)
+    question = "why does my version print only one line?"
+    r = tinker.post(f"/api/runs/{run_id}/ask", json={"question": question, "code": code})
+    assert r.status_code == 200, r.text
+    review_id = r.json()["review_id"]
+    accounts = Accounts(services.store)
+    accounts.add("tess", "ta", None)
+    token = accounts.issue_token("tess")
+    groups = tinker.get("/api/review", headers={"Authorization": f"Bearer {token}"}).json()
+    item = next(i for g in groups["groups"] for i in g["items"] if i["id"] == review_id)
+    assert (item["text"], item["reason"], item["entry_id"]) == (question, "demo_question",
+                                                                ENTRY)
+    attachment = item["attachment"]
+    assert attachment["code"] == code and attachment["run_id"] == run_id
+    assert attachment["status"] == "ok" and attachment["stdout"] == "step 1\nstep 2\n"
+    assert tinker.post("/api/runs/nope/ask", json={"question": "x"}).status_code == 404
+    assert tinker.post(f"/api/runs/{run_id}/ask", json={"question": " "}).status_code == 422

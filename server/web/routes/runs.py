@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from server.runs import Executor, RunEvent, RunView, UnknownRun
 from server.web.demo_runs import (
@@ -22,8 +23,9 @@ from server.web.demo_runs import (
     with_waiting,
 )
 from server.web.deps import ServicesDep
-from server.web.errors import BODY_ERRORS, NotFound, error_responses
-from server.web.ratelimit import DemoRateLimit
+from server.web.errors import BODY_ERRORS, Conflict, NotFound, error_responses
+from server.web.messages import check_message
+from server.web.ratelimit import DemoRateLimit, check_rate
 
 router = APIRouter(tags=["runs"])
 
@@ -66,6 +68,22 @@ class RunOut(BaseModel):
     device: str
     duration_ms: int | None
     worker: str | None
+
+
+class RunQuestion(BaseModel):
+    """A student's question about a run of a demo they changed, with the code they ran."""
+
+    question: str = Field(min_length=1, description="What the student wants to know.")
+    code: str | None = Field(None, max_length=MAX_CODE_BYTES,
+                             description="The code of the run, when the student edited it.")
+
+
+class RunQuestionQueued(BaseModel):
+    review_id: str
+
+
+# How much of a run's output goes to the TA with a question (the end is kept).
+ASKED_OUTPUT_CHARS = 4000
 
 
 def _events_url(run_id: str) -> str:
@@ -134,3 +152,23 @@ async def _relay(events: AsyncIterator[RunEvent], first: RunEvent | None
         yield sse(first.kind, first.data, first.seq)
     async for event in events:
         yield sse(event.kind, event.data, event.seq)
+
+
+@router.post("/api/runs/{run_id}/ask", response_model=RunQuestionQueued,
+             responses=error_responses(*BODY_ERRORS, 404, 409, 429, 503))
+async def ask_about_run(run_id: str, body: RunQuestion, request: Request,
+                        services: ServicesDep) -> dict[str, Any]:
+    """Ask a TA about a run: the question, the code the student ran and its output (as
+    the server saw it) go to the review queue as one item."""
+    check_message(body.question, services.settings.max_message_chars)
+    check_rate(request, "feedback")
+    run = await _run(executor_of(services), run_id)
+    if not run.finished:
+        raise Conflict("The run has not finished yet: ask once it is done.")
+    attachment = {"run_id": run.id, "status": run.status, "exit_code": run.exit_code,
+                  "device": run.device, "duration_ms": run.duration_ms,
+                  "stdout": run.stdout[-ASKED_OUTPUT_CHARS:],
+                  "stderr": run.stderr[-ASKED_OUTPUT_CHARS:], "code": body.code}
+    review_id = await run_in_threadpool(services.review_queue.ask_about_demo, body.question,
+                                        run.entry_id, attachment)
+    return {"review_id": review_id}

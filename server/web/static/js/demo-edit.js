@@ -13,8 +13,12 @@
   var device = section.querySelector("select.device");
   var diffButton = panel.querySelector(".diff-button");
   var diffBox = document.getElementById("edit-diff");
+  var askForm = document.getElementById("ask-ta");
+  var askStatus = askForm.querySelector(".ask-status");
   var view = null;
   var diffView = null;
+  var lastRun = null;  // {id, code} of the student's last run
+  var pendingRun = null;
 
   function loadEditor() {
     return new Promise(function (resolve, reject) {
@@ -67,7 +71,29 @@
       });
       window.asktaDemo.attach(panel, entryId, {
         code: code,
-        device: function () { return device ? device.value : "auto"; }
+        device: function () { return device ? device.value : "auto"; },
+        onRun: function (id) { pendingRun = { id: id, code: code() }; },
+        onDone: function () {
+          lastRun = pendingRun;
+          askForm.hidden = false;
+          askStatus.textContent = "";
+        }
+      });
+      askForm.addEventListener("submit", async function (e) {
+        e.preventDefault();
+        var question = document.getElementById("ask-question").value.trim();
+        if (!question || !lastRun) return;
+        var resp = await fetch("/api/runs/" + encodeURIComponent(lastRun.id) + "/ask", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ question: question, code: lastRun.code })
+        });
+        var data = null;
+        try { data = await resp.json(); } catch (err) { data = null; }
+        askStatus.textContent = resp.ok
+          ? "Sent: a TA will see your question with your code and its output."
+          : "Could not send it: " + askta.errorMessage({ status: resp.status, data: data,
+                                                         retryAfter: askta.retryAfter(resp) });
       });
       panel.querySelector(".reset-code").addEventListener("click", function () {
         setCode(original);

@@ -103,7 +103,12 @@ window.asktaDemo = (function () {
     if (event === "stdout") appendLine(data.text, null);
     else if (event === "stderr") { appendLine(data.text, "stderr"); stderrTail = (stderrTail + data.text).slice(-4000); }
     else if (event === "image") appendImage(data);
-    else if (event === "done") { var t = doneText(data); setStatus(t[0], t[1]); return true; }
+    else if (event === "done") {
+      var t = doneText(data);
+      setStatus(t[0], t[1]);
+      if (options.onDone) options.onDone(data);
+      return true;
+    }
     return false;
   }
 
@@ -167,6 +172,7 @@ window.asktaDemo = (function () {
         out.hidden = true;
         return;
       }
+      if (options.onRun) options.onRun(data.id);
       if (!(await follow(data.events_url))) {
         setStatus("error", "The connection to the demo was lost before it finished. Press Run to try again.");
       }

@@ -21,7 +21,8 @@
   }
 
   function reasonLabel(r) {
-    return { unanswered: "not answered", not_helpful: "answer not helpful", seed: "needs an answer" }[r] || r;
+    return { unanswered: "not answered", not_helpful: "answer not helpful", seed: "needs an answer",
+             demo_question: "about a changed demo" }[r] || r;
   }
 
   function say(text) { status.textContent = text; }
@@ -149,6 +150,19 @@
       texts.forEach(function (t) { ul.appendChild(el("li", {}, t)); });
       li.appendChild(ul);
     }
+
+    // a question about a demo the student changed: their code and what it printed
+    group.items.forEach(function (i) {
+      var a = i.attachment;
+      if (!a) return;
+      var box = el("details", { class: "attachment" });
+      box.appendChild(el("summary", {}, "The student's " + (a.code ? "code" : "run") +
+                         " and its output (" + a.status + (a.exit_code ? ", exit " + a.exit_code : "") + ")"));
+      if (a.code) box.appendChild(el("pre", { class: "attached-code", tabindex: "0", "aria-label": "The student's code" }, a.code));
+      box.appendChild(el("pre", { class: "attached-output", tabindex: "0", "aria-label": "What it printed" },
+                         (a.stdout || "") + (a.stderr ? "\n" + a.stderr : "")));
+      li.appendChild(box);
+    });
 
     if (group.suggestions.length) {
       li.appendChild(el("p", { class: "muted" }, "Closest entries:"));
