@@ -13,12 +13,13 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from indexer.decision import Candidate, DecisionModel, features
 from indexer.embedders import Embedder
 from indexer.index import IndexMismatch, Row, VectorIndex
 from indexer.kb import KnowledgeBase, entry_hash
@@ -40,6 +41,7 @@ class Thresholds:
     margin: float = 0.05  # ...and leads the runner-up by at least this,
     confident: float = 0.90  # unless it scores this high, which needs no margin.
     suggest: float = 0.30  # entries above this are offered as "did you mean"
+    near: float = 0.55  # a routed best entry above this is offered as a near miss
     answer_weight: float = 1.0  # weight of answer-text vectors against question vectors
     lexical_weight: float = 0.4  # BM25 adds up to this much (indexer/lexical.py)...
     lexical_saturation: float = 5.0  # ...reaching half of it at this BM25 score
@@ -63,6 +65,7 @@ class Hit:
     entry_id: str
     question: str
     score: float
+    confidence: float | None = None  # calibrated P(right answer), with a decision model
 
     def to_dict(self) -> dict[str, object]:
         return {"id": self.entry_id, "question": self.question, "score": round(self.score, 4)}
@@ -82,6 +85,8 @@ class SearchResult:
     pending_entry: str | None = None  # an unanswered entry the question matches
     top_id: str | None = None  # the best entry of any status, before the decision
     vector: np.ndarray | None = field(default=None, repr=False)  # the encoded question
+    confidence: float | None = None  # calibrated P(the top entry is right), with a model
+    near_miss: Hit | None = None  # routed, but the best entry is close: "This may answer it"
 
     @property
     def suggestions(self) -> list[Hit]:
@@ -151,9 +156,11 @@ class Searcher:
         index: VectorIndex,
         thresholds: Thresholds | None = None,
         index_dir: Path | None = None,
+        decision: DecisionModel | None = None,
     ):
         self.kb, self.embedder, self.index = kb, embedder, index
         self.thresholds = thresholds or Thresholds()
+        self.decision = decision  # None: the score and margin rule of `thresholds`
         self.index_dir = index_dir
         self.lexical = LexicalIndex()
         self.stats: dict[str, int] = {}  # what the last sync did
@@ -172,6 +179,7 @@ class Searcher:
         index_dir: Path | None = None,
         thresholds: Thresholds | None = None,
         progress: Callable[[int, int], None] | None = None,
+        decision: DecisionModel | None = None,
     ) -> Searcher:
         """Load the saved index and bring it up to date with the KB, re-embedding what changed."""
         index: VectorIndex | None = None
@@ -188,6 +196,7 @@ class Searcher:
             index or VectorIndex(embedder.dimension, index_identity(embedder)),
             thresholds,
             index_dir,
+            decision,
         )
         searcher.stats = searcher.sync(progress)
         return searcher
@@ -306,40 +315,66 @@ class Searcher:
         result.vector = vector
         return result
 
+    def candidates(self, text: str, vector: np.ndarray,
+                   entries: Mapping[str, Entry] | None = None) -> list[Candidate]:
+        """Every entry among the question's top vector hits, best fused score first."""
+        t = self.thresholds
+        entries = self.kb.entries if entries is None else entries
+        with self._lock:
+            found = self.index.hits_per_entry(vector, k=64)
+        lexical = self.lexical.scores(text) if t.lexical_weight else {}
+        out: list[Candidate] = []
+        for entry_id, hits in found.items():
+            if entry_id not in entries:  # deleted meanwhile
+                continue
+            score = hits.best * (t.answer_weight if hits.row.kind == "answer" else 1.0)
+            bm25 = lexical.get(entry_id, 0.0)
+            score += t.lexical_weight * bm25 / (bm25 + t.lexical_saturation)
+            out.append(Candidate(entry_id, score, hits, bm25))
+        out.sort(key=lambda c: (c.score, c.entry_id), reverse=True)
+        return out
+
     def search_vector(self, text: str, vector: np.ndarray, k: int = 5) -> SearchResult:
         """The decision for an already-encoded question."""
         t = self.thresholds
-        entries = self.kb.entries  # one snapshot: an entry deleted meanwhile is skipped below
-        with self._lock:
-            best = self.index.best_per_entry(vector, k=64)
-        lexical = self.lexical.scores(text) if t.lexical_weight else {}
-        scored: list[tuple[float, str]] = []
-        for entry_id, (score, row) in best.items():
-            if row.kind == "answer":
-                score *= t.answer_weight
-            bm25 = lexical.get(entry_id, 0.0)
-            score += t.lexical_weight * bm25 / (bm25 + t.lexical_saturation)
-            scored.append((score, entry_id))
-        scored.sort(reverse=True)
-        ranked = [(s, entries[i]) for s, i in scored if i in entries]
-        answerable = [(s, e) for s, e in ranked if e.answerable]
-        hits = [Hit(e.id, e.question, s) for s, e in answerable[:k] if s >= t.suggest]
-        if not ranked:
-            return SearchResult(text, False, None, 0.0, 0.0, hits, "the knowledge base is empty")
-        top_score, top = ranked[0]
-        runner_up = ranked[1][0] if len(ranked) > 1 else 0.0
+        entries = self.kb.entries  # one snapshot: an entry deleted meanwhile is skipped
+        candidates = self.candidates(text, vector, entries)
+        if not candidates:
+            return SearchResult(text, False, None, 0.0, 0.0, [], "the knowledge base is empty")
+        confidence = self._confidence(candidates, text)
+        ranked = [(c.score, entries[c.entry_id], p)
+                  for c, p in zip(candidates, confidence, strict=True)]
+        deciding = self.decision is not None and self.decision.decides
+        if deciding:  # most likely first (a stable sort keeps score order)
+            ranked.sort(key=lambda r: -(r[2] or 0.0))
+        answerable = [(s, e, p) for s, e, p in ranked if e.answerable]
+        hits = [Hit(e.id, e.question, s, p) for s, e, p in answerable if s >= t.suggest]
+        if self.decision is not None:  # the closest answers, most likely first
+            hits.sort(key=lambda h: -(h.confidence or 0.0))
+        hits = hits[:k]
+        top_score, top, top_p = ranked[0]
+        runner_up = max((r[0] for r in ranked[1:]), default=0.0)
         margin = top_score - runner_up
+        near = Hit(top.id, top.question, top_score, top_p) if top.answerable else None
 
         def route(reason: str, pending: str | None = None) -> SearchResult:
-            return SearchResult(text, False, None, top_score, margin, hits, reason, pending, top.id)
+            close = near if near is not None and self._near(top_score, top_p) else None
+            return SearchResult(text, False, None, top_score, margin, hits, reason, pending,
+                                top.id, confidence=top_p, near_miss=close)
 
         if not top.answerable:
             return route(
                 f"closest to {top.id!r}, which is still waiting for an answer",
                 top.id if top_score >= t.score else None,
             )
-        second = f"{ranked[1][1].id!r} ({runner_up:.2f})" if len(ranked) > 1 else "none"
-        if not t.decide(top_score, margin):
+        second = f"{ranked[1][1].id!r} ({ranked[1][0]:.2f})" if len(ranked) > 1 else "none"
+        if deciding and self.decision is not None and top_p is not None:
+            if top_p < self.decision.answer_at:
+                return route(
+                    f"best match {top.id!r} scored {top_score:.2f} (confidence {top_p:.2f}, "
+                    f"below {self.decision.answer_at:.2f}); runner-up {second}"
+                )
+        elif not t.decide(top_score, margin):
             if top_score < t.score:
                 return route(
                     f"best match {top.id!r} scored {top_score:.2f}, below {t.score:.2f}; "
@@ -347,4 +382,20 @@ class Searcher:
                 )
             return route(f"{top.id!r} ({top_score:.2f}) and {second} are too close to call")
         reason = f"{top.id!r} scored {top_score:.2f}, {margin:.2f} ahead of the runner-up {second}"
-        return SearchResult(text, True, top, top_score, margin, hits, reason, None, top.id)
+        if top_p is not None:
+            reason += f", confidence {top_p:.2f}"
+        return SearchResult(text, True, top, top_score, margin, hits, reason, None, top.id,
+                            confidence=top_p)
+
+    def _confidence(self, candidates: list[Candidate], text: str) -> list[float | None]:
+        """The calibrated probability of each candidate (None without a decision model)."""
+        if self.decision is None:
+            return [None] * len(candidates)
+        words = len(text.split())
+        return [float(p) for p in self.decision.probability(features(candidates, words))]
+
+    def _near(self, score: float, confidence: float | None) -> bool:
+        """Close to the bar but under it: worth offering as "This may answer it"."""
+        if self.decision is not None and confidence is not None:
+            return confidence >= self.decision.near_at
+        return score >= self.thresholds.near
