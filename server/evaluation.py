@@ -94,8 +94,10 @@ class FreshReport:
 
 def ask(searcher: Searcher, dataset: str, items: list[tuple[Labeled, str]]) -> list[Asked]:
     """Ask each (question, group) of the searcher; record its candidates and the rule's call."""
-    out = []
-    vectors = searcher.embedder.embed([item.question for item, _ in items]) if items else []
+    out: list[Asked] = []
+    if not items:
+        return out
+    vectors = searcher.embedder.embed([item.question for item, _ in items])
     entries = searcher.kb.entries
     for (item, group), vector in zip(items, vectors, strict=True):
         candidates = searcher.candidates(item.question, vector)[:MAX_CANDIDATES * 4]

@@ -181,7 +181,8 @@ class ReviewQueue:
         target = self.kb.get(entry_id)
         if not target.answerable:
             raise ReviewError(f"{entry_id} is not a published answer.")
-        previous = next((s for s in item.suggestions or [] if s.get("id") == entry_id), {})
+        previous: dict[str, Any] = next(
+            (s for s in item.suggestions or [] if s.get("id") == entry_id), {})
         suggestion = {"id": entry_id, "question": target.question,
                       "score": previous.get("score", 0.0), "confirmed": True}
         if not self.store.confirm_suggestion(review_id, suggestion):

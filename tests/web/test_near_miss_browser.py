@@ -87,6 +87,7 @@ def test_yes_suggests_the_wording_to_the_tas(page: Page,
 def test_no_keeps_the_question_queued(page: Page, live_server: tuple[str, Services]) -> None:
     ask_near_miss(page)
     page.get_by_role("button", name="No", exact=True).click()
-    expect(page.locator(".near-miss-status")).to_have_text("Thanks. Your question stays with the TAs.")
+    expect(page.locator(".near-miss-status")).to_have_text(
+        "Thanks. Your question stays with the TAs.")
     item = review_item_of_last_reply(page, live_server[1])
     assert item.status == "open" and not any(s.get("confirmed") for s in item.suggestions or [])
