@@ -3,7 +3,9 @@
 One encode, one FAISS search, a score per entry (the best of its vectors,
 plus a saturating BM25 bonus), then the decision: answer when the best entry
 is both close enough and clearly ahead of the runner-up; otherwise route the
-question to the TAs.
+question to the TAs. With a confidence model for the embedder
+(indexer/decision.py), each candidate also gets a calibrated probability: it
+orders the closest answers and picks the near miss of a routed question.
 """
 
 from __future__ import annotations
