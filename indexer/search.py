@@ -357,10 +357,14 @@ class Searcher:
         top_score, top, top_p = ranked[0]
         runner_up = max((r[0] for r in ranked[1:]), default=0.0)
         margin = top_score - runner_up
+        # The near miss: the most likely answer (with a model, the first closest answer).
         near = Hit(top.id, top.question, top_score, top_p) if top.answerable else None
+        if near is not None and self.decision is not None and hits:
+            near = hits[0]
 
         def route(reason: str, pending: str | None = None) -> SearchResult:
-            close = near if near is not None and self._near(top_score, top_p) else None
+            close = near if near is not None and self._near(near.score, near.confidence) \
+                else None
             return SearchResult(text, False, None, top_score, margin, hits, reason, pending,
                                 top.id, confidence=top_p, near_miss=close)
 
