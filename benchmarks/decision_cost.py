@@ -56,7 +56,8 @@ def main() -> None:
     for label, samples in (("bare encode", encode), ("search after encode, rule", rule),
                            ("search after encode, confidence model", model)):
         ms = np.asarray(samples) * 1000
-        print(f"{label:<40} p50 {np.percentile(ms, 50):7.3f} ms   p99 {np.percentile(ms, 99):7.3f} ms")
+        p50, p99 = np.percentile(ms, 50), np.percentile(ms, 99)
+        print(f"{label:<40} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms")
 
 
 if __name__ == "__main__":
