@@ -56,7 +56,9 @@ class ChangeFeed:
     backend = "off"
 
     def __init__(self) -> None:
-        self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # Which process a message comes from; `process` alone is shown by /healthz.
+        self.process = secrets.token_hex(4)
+        self.origin = f"{socket.gethostname()}:{os.getpid()}:{self.process}"
         self.connected = False
         self.error: str | None = None
         self.published = self.received = 0
@@ -122,13 +124,13 @@ class ChangeFeed:
         raise NotImplementedError
 
     def _subscribed(self) -> None:
-        """The backend listens now: catch up with what was missed, send what waits."""
-        was = self.connected
-        self.connected, self.error = True, None
-        if not was:
-            log.info("change feed: listening on %s", self.backend)
+        """The backend listens now: catch up with what was missed, send what waits.
+        Messages that arrive meanwhile wait in the subscription and are applied next."""
         if self._resync is not None:
             self._resync()
+        if not self.connected:
+            log.info("change feed: listening on %s", self.backend)
+        self.connected, self.error = True, None
         self._flush()
 
     def _received(self, raw: str | bytes) -> None:
@@ -173,7 +175,8 @@ class ChangeFeed:
     # --- reporting -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """What /healthz and /readyz show: the backend, whether it listens, the counts."""
-        state: dict[str, Any] = {"backend": self.backend, "connected": self.connected,
+        state: dict[str, Any] = {"backend": self.backend, "process": self.process,
+                                 "connected": self.connected,
                                  "published": self.published, "received": self.received,
                                  "waiting": len(self._outbox),
                                  "last_lag_ms": (round(self.last_lag_ms, 1)
