@@ -113,7 +113,8 @@ class Services:
         try:
             searcher = open_searcher(settings, kb, embedder)
             store = Store(settings.db_url)
-            store.migrate()
+            with folder_lock(settings.data_dir):  # processes sharing it migrate in turn
+                store.migrate()
         except BaseException:
             history.close()
             raise
