@@ -73,11 +73,14 @@ class ChangeFeed:
     # --- the writing side ------------------------------------------------------------------
     def publish(self, entry_id: str) -> None:
         """Tell the other processes that this entry's file changed. Never raises: a message
-        that cannot be sent now waits in the outbox, and the listener sends it later."""
+        that cannot be sent now waits in the outbox, and the listener sends it once it is
+        connected again (while it is not, nothing is tried here, so a staff action never
+        waits for a backend that is down)."""
         if self.backend == "off":
             return
         self._outbox.append(KbChange(entry_id, self.origin, time.time()))
-        self._flush()
+        if self.connected:
+            self._flush()
 
     def _flush(self) -> None:
         with self._lock:

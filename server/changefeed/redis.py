@@ -17,9 +17,12 @@ class RedisChangeFeed(ChangeFeed):
 
     def __init__(self, url: str, channel: str = CHANNEL):
         super().__init__()
-        self.channel = channel
         self._client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
                                             socket_connect_timeout=TIMEOUT_S)
+        # Channels are server-wide, not per database: the URL's database number names the
+        # channel, so deployments sharing one Redis on different databases stay apart.
+        database = self._client.connection_pool.connection_kwargs.get("db", 0)
+        self.channel = f"{channel}:{database}"
 
     def _send(self, change: KbChange) -> None:
         self._client.publish(self.channel, change.to_json())
