@@ -142,4 +142,3 @@ def test_check_demos_without_a_sandbox_says_why(run, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 4
     assert result.output.startswith("error: ") and "bwrap" in result.output
     assert "Traceback" not in result.output
-
