@@ -337,8 +337,8 @@ class KbHistory(History):
                 owner = marker.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
                 continue  # its commit just ended
-            if _running_elsewhere(owner):
-                continue
+            if _running_elsewhere(owner) or (not owner and time.time() - since < 5):
+                continue  # committing now (or just writing its marker)
             for path in self.repo.clear_locks_made_since(since):
                 log.warning("kb history: removed %s, left by a commit the server was stopped "
                             "in the middle of", path)
