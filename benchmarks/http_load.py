@@ -17,8 +17,14 @@ the server would lose, and the default event loop about 0.2 ms more than uvloop)
 Nothing leaves the loopback interface; the whole run takes at most about 60 s
 of load (plus server start-up).
 
+--mixed 60 instead runs chat at concurrency 32 for 60 s while demo runs keep
+arriving (--demo-clients clients, each starting a run as soon as its last one
+ends), with the sandbox on, and reports p50/p99 of both and every error: the
+only ones allowed are 429 and 503 that carry Retry-After.
+
 Run: .venv/bin/python benchmarks/http_load.py [--levels 1,8,32] [--seconds 15]
      [--max-requests 3000] [--encoder auto|onnx|torch] [--demos 24] [--json]
+     .venv/bin/python benchmarks/http_load.py --mixed 60 [--demo-clients 6]
 """
 
 from __future__ import annotations
@@ -103,7 +109,8 @@ def start_server(workdir: Path, port: int, sandbox: bool,
     env = {**os.environ, "ASKTA_KB_DIR": str(workdir / "kb"),
            "ASKTA_DATA_DIR": str(workdir / "data"), "ASKTA_CHAT_RATE_LIMIT": "off",
            "ASKTA_DEMO_RATE_LIMIT": "off", "ASKTA_SANDBOX_ENABLED": str(sandbox).lower(),
-           "ASKTA_SECRET_KEY": "benchmark", "ASKTA_ENCODER": encoder,
+           "ASKTA_SECRET_KEY": "benchmark-only-session-key-of-48-characters-long",
+           "ASKTA_ENCODER": encoder,
            "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "server.web.app:create_app", "--factory",
@@ -134,6 +141,7 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.headers: dict[str, str] = {}  # of the last reply
 
     async def post_json(self, path: str, body: bytes) -> int:
         if self.writer is None:
@@ -148,6 +156,7 @@ class Connection:
         for line in lines:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip().lower()
+        self.headers = headers
         await self.reader.readexactly(int(headers.get("content-length", 0)))
         if headers.get("connection") == "close":
             self.close()
@@ -202,7 +211,7 @@ async def load(base: str, qs: list[str], tally: Tally, seconds: float,
             try:
                 async with asyncio.timeout(30):
                     status = await conn.post_json("/api/chat", bodies[i % len(bodies)])
-                statuses[str(status)] += 1
+                statuses[outcome(status, conn.headers)] += 1
             except (OSError, ValueError, IndexError, asyncio.IncompleteReadError,
                     asyncio.LimitOverrunError, TimeoutError) as e:
                 statuses[type(e).__name__] += 1
@@ -215,6 +224,68 @@ async def load(base: str, qs: list[str], tally: Tally, seconds: float,
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
     tally.seconds += time.perf_counter() - started
     return tally
+
+
+def outcome(status: int, headers: dict[str, str]) -> str:
+    """A status as tallied: a 429 or 503 without Retry-After is an error of its own."""
+    if status in (429, 503) and "retry-after" not in headers:
+        return f"{status} without Retry-After"
+    return str(status)
+
+
+def allowed(outcome_name: str) -> bool:
+    """The outcomes a loaded server may give: 200, or a refusal with Retry-After."""
+    return outcome_name in ("200", "429", "503") or outcome_name.startswith("200 ")
+
+
+async def demo_stream(base: str, clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` clients each starting a demo run as soon as their last one ended."""
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        entries = (await client.get("/api/entries")).json()
+        with_demo = [e["id"] for e in entries if e["has_demo"]]
+
+        async def one(wid: int) -> None:
+            i = wid
+            while time.monotonic() < deadline:
+                t = time.perf_counter()
+                try:
+                    r = await client.post(
+                        f"/api/entries/{with_demo[i % len(with_demo)]}/demo/run",
+                        json={"device": "cpu"})
+                    name = outcome(r.status_code, {k.lower(): v for k, v in r.headers.items()})
+                    if r.status_code == 200:
+                        name = f"200 {r.json()['status']}"
+                    elif name in ("429", "503"):
+                        await asyncio.sleep(min(5.0, float(r.headers["retry-after"])))
+                except httpx.HTTPError as e:
+                    name = type(e).__name__
+                outcomes[name] += 1
+                latencies.append((time.perf_counter() - t) * 1000)
+                i += clients
+
+        await asyncio.gather(*(one(w) for w in range(clients)))
+    ran = [k for k in outcomes if k.startswith("200 ")]
+    return {"clients": clients, "runs": sum(outcomes.values()),
+            "finished": sum(outcomes[k] for k in ran),
+            "p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
+            "p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+            "outcomes": dict(outcomes),
+            "errors": sum(n for k, n in outcomes.items() if not allowed(k))}
+
+
+async def mixed(base: str, qs: list[str], seconds: float, demo_clients: int,
+                ) -> dict[str, Any]:
+    """Chat at concurrency 32 and a stream of demo runs, at the same time."""
+    chat, demos = await asyncio.gather(
+        load(base, qs, Tally(32), seconds, 10**9), demo_stream(base, demo_clients, seconds))
+    row = chat.report()
+    row["errors"] = sum(n for k, n in chat.statuses.items() if not allowed(k))
+    async with httpx.AsyncClient(base_url=base) as client:
+        healthy = (await client.get("/healthz")).status_code == 200
+    return {"seconds": seconds, "chat": row, "demos": demos, "healthy_after": healthy}
 
 
 # Concurrency 1 runs in this many slices, each after a slice of bare encodes.
@@ -268,8 +339,15 @@ def main() -> None:
                     help="what runs the model, in the server and the bare encode (default auto)")
     ap.add_argument("--demos", type=int, default=0,
                     help="also fire this many simultaneous demo runs (needs the sandbox)")
+    ap.add_argument("--mixed", type=float, default=0, metavar="SECONDS",
+                    help="instead: chat at concurrency 32 while demo runs arrive, this long")
+    ap.add_argument("--demo-clients", type=int, default=6,
+                    help="with --mixed: clients that keep starting demo runs (default 6)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
+    if args.mixed:
+        run_mixed(args)
+        return
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     seconds = min(args.seconds, TOTAL_LOAD_BUDGET_S / max(1, len(levels)))
 
@@ -322,6 +400,38 @@ def main() -> None:
         b = report["demo_burst"]
         print(f"demo burst: {b['runs']} simultaneous runs in {b['seconds']} s -> {b['outcomes']}; "
               f"server healthy after: {b['healthy_after']}; crashed: {b['crashed']}")
+
+
+def run_mixed(args: argparse.Namespace) -> None:
+    """--mixed: the sandbox on, chat at concurrency 32 and demo runs for args.mixed s."""
+    qs = questions()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="askta-load-") as tmp:
+        proc = start_server(Path(tmp), port, sandbox=True, encoder=args.encoder)
+        try:
+            uvloop.run(wait_ready(base, proc))
+            uvloop.run(load(base, qs, Tally(4), 2.0, 200))  # warm-up, not reported
+            report = uvloop.run(mixed(base, qs, args.mixed, args.demo_clients))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    report["cpus"] = os.cpu_count()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    c, d = report["chat"], report["demos"]
+    print(f"mixed load for {report['seconds']:.0f} s on {report['cpus']} CPUs")
+    print(f"chat, concurrency 32: {c['requests']} requests, p50 {c['p50_ms']:.1f} ms, "
+          f"p99 {c['p99_ms']:.1f} ms, {c['throughput_rps']} req/s; statuses {c['statuses']}; "
+          f"errors {c['errors']}")
+    print(f"demo runs, {d['clients']} clients: {d['runs']} requests, {d['finished']} ran, "
+          f"p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms; outcomes {d['outcomes']}; "
+          f"errors {d['errors']}")
+    print(f"server healthy after: {report['healthy_after']}")
 
 
 if __name__ == "__main__":

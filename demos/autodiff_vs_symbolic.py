@@ -29,10 +29,11 @@ import torch
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 POINTS = [-2.0, -0.5, 0.0, 1.0, 2.5]
 STEP = 1e-5                # finite-difference step (float64 makes this small step safe)
-N_PARAMS = 200             # parameters of the Part 2 loss
+# parameters of the Part 2 loss
+N_PARAMS = 200  # askta: param(label="Parameters of the loss", min=10, max=2000, step=10)
 N_EXAMPLES = 64            # data points of the Part 2 loss
 AUTOGRAD_REPEATS = 5
 

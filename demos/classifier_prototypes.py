@@ -27,14 +27,16 @@ from torch import nn
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 N_PER_CLASS = 300      # training points per class (the test set has as many)
-CLASS_GAP = 2.0        # distance between the two class centres, along x
+# distance between the two class centres, along x
+CLASS_GAP = 2.0  # askta: param(label="Gap between the classes", min=0.5, max=5.0, step=0.1)
 LONG_STD = 3.0         # spread of each cloud along the diagonal
 SHORT_STD = 0.3        # spread across the diagonal
-LEARNING_RATE = 0.1
+LEARNING_RATE = 0.1  # askta: param(label="Learning rate", min=0.001, max=1.0, step=0.001)
 MOMENTUM = 0.9         # heavy-ball momentum: gets there in far fewer steps
-EPOCHS = 100           # full-batch gradient steps
+# full-batch gradient steps
+EPOCHS = 100  # askta: param(label="Gradient steps", min=10, max=300, step=10)
 
 torch.manual_seed(SEED)
 print(f"device: {DEVICE}")

@@ -30,13 +30,13 @@ import torch
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
-N_SAMPLES = 200
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
+N_SAMPLES = 200  # askta: param(label="Data points", min=20, max=1000, step=10)
 TRUE_SLOPE, TRUE_INTERCEPT = 2.5, -1.0
-NOISE_STD = 0.5
+NOISE_STD = 0.5  # askta: param(label="Noise (std)", min=0.0, max=3.0, step=0.1)
 SGD_STEPS = 100
 REPORT_AT = [5, 20, SGD_STEPS]   # print the SGD line after this many steps
-LEARNING_RATE = 0.1
+LEARNING_RATE = 0.1  # askta: param(label="Learning rate", min=0.001, max=0.5, step=0.001)
 N_RANDOM_FEATURES = 30           # width of the random layer in Part 2
 X_RANGE = 3.0                    # inputs are drawn from [-X_RANGE, X_RANGE]
 

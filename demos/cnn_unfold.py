@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 BATCH_SIZE = 8
 IN_CHANNELS = 3
-OUT_CHANNELS = 16
+OUT_CHANNELS = 16  # askta: param(label="Output channels", min=1, max=64)
 IMAGE_SIZE = 32
 KERNEL_SIZE = 3
 PADDING = 1              # keeps the output IMAGE_SIZE x IMAGE_SIZE

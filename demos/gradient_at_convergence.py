@@ -23,13 +23,14 @@ from torch import nn
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 N_SAMPLES = 1024      # training examples
 N_FEATURES = 10
-NOISE_STD = 0.5       # label noise; the best possible MSE is about NOISE_STD**2
-BATCH_SIZE = 32
-LEARNING_RATE = 0.05
-EPOCHS = 15
+# label noise; the best possible MSE is about NOISE_STD**2
+NOISE_STD = 0.5  # askta: param(label="Label noise (std)", min=0.0, max=2.0, step=0.1)
+BATCH_SIZE = 32  # askta: param(label="Batch size", min=8, max=1024, step=8)
+LEARNING_RATE = 0.05  # askta: param(label="Learning rate", min=0.001, max=0.2, step=0.001)
+EPOCHS = 15  # askta: param(label="Epochs", min=1, max=40)
 
 torch.manual_seed(SEED)
 print(f"device: {DEVICE}")

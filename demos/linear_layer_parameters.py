@@ -22,10 +22,11 @@ from torch import nn
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 IN_FEATURES = 4
 OUT_FEATURES = 3
-INPUT_TO_SWEEP = 3                 # which input we vary (0-based)
+# which input we vary (0-based)
+INPUT_TO_SWEEP = 3  # askta: param(label="Input to vary (0-based)", min=0, max=3)
 SWEEP_VALUES = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
 
 torch.manual_seed(SEED)

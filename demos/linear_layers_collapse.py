@@ -25,11 +25,12 @@ from torch import nn
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 IN_FEATURES, HIDDEN, OUT_FEATURES = 3, 8, 2
 BATCH_SIZE = 10
 SQUARE_SIZE = 3             # for the commutativity check
-PLOT_HIDDEN = 16            # hidden units of the 1-input, 1-output net in the figure
+# hidden units of the 1-input, 1-output net in the figure
+PLOT_HIDDEN = 16  # askta: param(label="Hidden units in the plotted nets", min=1, max=64)
 # float32 rounds differently when the products are grouped differently, so
 # "equal" means equal up to this tolerance.
 ATOL = 1e-5

@@ -27,9 +27,9 @@ import torch
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
 SEED = 0
-X_VALUE = 1.0
-PARAM_VALUE = 3.0
-TARGET = 2.0
+X_VALUE = 1.0  # askta: param(label="Input x", min=-3.0, max=3.0, step=0.1)
+PARAM_VALUE = 3.0  # askta: param(label="Parameter value", min=-5.0, max=5.0, step=0.1)
+TARGET = 2.0  # askta: param(label="Target", min=-5.0, max=5.0, step=0.1)
 STEP = 1e-4                         # finite-difference nudge
 OTHER_PARAMS = [0.5, 1.5, 2.0, 2.5, 3.0, 4.0]
 

@@ -25,12 +25,13 @@ import torch
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 N_SAMPLES = 1024
 TRUE_W, TRUE_B = 2.0, 1.0
-NOISE_STD = 1.0
+NOISE_STD = 1.0  # askta: param(label="Noise (std)", min=0.0, max=5.0, step=0.1)
 BATCH_SIZES = [1, 4, 16, 64, 256]
-N_MINIBATCHES = 100        # minibatches drawn per batch size
+# minibatches drawn per batch size
+N_MINIBATCHES = 100  # askta: param(label="Minibatches per size", min=10, max=500, step=10)
 PLOTTED_BATCH_SIZES = [4, 16, 64]
 
 torch.manual_seed(SEED)

@@ -24,15 +24,18 @@ import torch
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
 # Part 1: a handful of prices with one outlier (in thousands).
 PRICES = [2.0, 3.0, 3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 30.0]
 GRID_STEP = 0.01           # resolution of the brute-force search
 # Part 2: many small samples from two kinds of data.
 N_RESAMPLES = 4000
-SAMPLE_SIZE = 25           # odd, so the median is a single middle value
-OUTLIER_FRACTION = 0.1     # share of points drawn from the wide distribution
-OUTLIER_STD = 10.0         # the wide distribution is 10x wider than the clean one
+# odd, so the median is a single middle value
+SAMPLE_SIZE = 25  # askta: param(label="Points per sample (odd)", min=5, max=101, step=2)
+# share of points drawn from the wide distribution
+OUTLIER_FRACTION = 0.1  # askta: param(label="Share of outliers", min=0.0, max=0.5, step=0.01)
+# the wide distribution is 10x wider than the clean one
+OUTLIER_STD = 10.0  # askta: param(label="Outlier size (std)", min=1.0, max=50.0, step=1.0)
 
 torch.manual_seed(SEED)
 print(f"device: {DEVICE}")

@@ -24,8 +24,8 @@ import torch
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
-N_VALUES = 5
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
+N_VALUES = 5  # askta: param(label="Values per tensor", min=2, max=20)
 
 torch.manual_seed(SEED)
 print(f"device: {DEVICE}")

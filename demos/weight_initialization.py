@@ -25,9 +25,10 @@ from torch import nn
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
-DEPTH = 50
-WIDTH = 128            # fan_in of every layer
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
+DEPTH = 50  # askta: param(label="Depth (layers)", min=2, max=100)
+# fan_in of every layer
+WIDTH = 128  # askta: param(label="Width (fan_in)", min=16, max=512, step=16)
 BATCH_SIZE = 128
 LAYERS_TO_PRINT = [1, 2, 5, 10, 20, 30, 40, 50]
 
@@ -76,7 +77,7 @@ def show(value):
 print()
 print(f"std of the activations after each layer (input std = 1, width {WIDTH}, ReLU after every layer)")
 print(f"{'layer':>5}" + "".join(f"{name:>24}" for name in results))
-for layer in LAYERS_TO_PRINT:
+for layer in [n for n in LAYERS_TO_PRINT if n <= DEPTH] + ([DEPTH] if DEPTH not in LAYERS_TO_PRINT else []):
     print(f"{layer:>5}" + "".join(show(stds[layer - 1]) for stds in results.values()))
 
 fig, ax = plt.subplots(figsize=(6, 4))

@@ -27,9 +27,9 @@ from torch import nn
 
 DEVICE = os.environ.get("ASKTA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
-SEED = 0
-WIDTH = 128
-BATCH_SIZE = 64
+SEED = 0  # askta: param(label="Random seed", min=0, max=99)
+WIDTH = 128  # askta: param(label="Width", min=16, max=512, step=16)
+BATCH_SIZE = 64  # askta: param(label="Batch size", min=8, max=256, step=8)
 DEPTHS = [1, 2, 4, 8, 16, 32]
 REPEATS = 5            # timed forward + backward passes per depth (after one warm-up)
 CPU_THREADS = 1        # threads for the CPU timings (see the note below)

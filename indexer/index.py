@@ -173,6 +173,14 @@ class VectorIndex:
                 best[row.entry_id] = (score, row)
         return best
 
+    def vectors(self) -> tuple[list[Row], np.ndarray]:
+        """A copy of every vector with its row, in the order they were added."""
+        ids = sorted(self.rows)
+        if not ids:
+            return [], np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        return [self.rows[i] for i in ids], np.asarray(vectors, dtype=np.float32)
+
     # --- persistence -----------------------------------------------------------------------
     def manifest(self) -> dict:
         return {

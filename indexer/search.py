@@ -325,6 +325,11 @@ class Searcher:
         if persist:
             self._persist(entry_id)
 
+    def vectors(self) -> tuple[list[Row], np.ndarray]:
+        """A copy of every indexed vector with its row (indexer/overlaps.py reads them)."""
+        with self._lock:
+            return self.index.vectors()
+
     # --- searching -------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors for texts (used to group similar questions)."""

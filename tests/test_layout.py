@@ -1,12 +1,15 @@
 """The layout's rules: every route module is under the import contract, and the
-exit codes the README lists are the ones the CLI uses."""
+exit codes the README lists are the ones the CLI uses, and docs/operations.md lists every
+setting the server reads."""
 
 from __future__ import annotations
 
 import configparser
+import re
 from pathlib import Path
 
 from server.cli.exit_codes import ExitCode, table
+from server.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,3 +31,12 @@ def test_readme_lists_the_exit_codes_of_the_code() -> None:
 def test_exit_codes_are_distinct_and_described() -> None:
     assert len({int(c) for c in ExitCode}) == len(ExitCode)
     assert "4" in table() and "sandbox" in table()
+
+
+def test_the_operations_guide_lists_every_setting() -> None:
+    guide = (REPO / "docs/operations.md").read_text(encoding="utf-8")
+    reference = guide.split("## Configuration reference", 1)[1]
+    listed = set(re.findall(r"`(ASKTA_[A-Z0-9_]+)`", reference))
+    settings = {f"ASKTA_{name.upper()}" for name in Settings.model_fields}
+    assert settings - listed == set(), "add these to docs/operations.md's reference"
+    assert listed - settings <= {"ASKTA_HOST_PORT"}, "settings the server no longer reads"

@@ -20,7 +20,8 @@ class ExitCode(IntEnum):
 
 MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "ok",
-    ExitCode.FAILED: "a check, an evaluation or a demo failed",
+    ExitCode.FAILED: "a check, an evaluation or a demo failed; `askta check --overlaps`: "
+    "entries that could be confused",
     ExitCode.USAGE: "usage error (a bad flag, or a device this machine lacks)",
     ExitCode.INVALID_KB: "invalid knowledge base",
     ExitCode.UNAVAILABLE: "the model or the sandbox cannot run here, "

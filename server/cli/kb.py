@@ -9,10 +9,12 @@ from typing import Any
 
 import click
 
-from indexer.kb import KnowledgeBase
+from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem
+from indexer.overlaps import searcher_overlaps
 from indexer.search import Searcher
 from server.cli.common import handle_errors, settings_of
 from server.cli.exit_codes import ExitCode
+from server.cli.overlaps import echo_overlaps
 from server.config import Settings
 from server.retrieval import open_searcher
 
@@ -183,19 +185,28 @@ def evaluate_cmd(
 
 @click.command()
 @click.option("--demos", is_flag=True, help="Also run every demo in the sandbox.")
+@click.option("--overlaps", is_flag=True,
+              help="Also list pairs of entries close enough to be confused (loads the model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 @handle_errors
-def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
+def check(ctx: click.Context, demos: bool, overlaps: bool, as_json: bool) -> None:
     """Validate every entry in kb/ (and with --demos, run every demo), and the session key
     if one is set or kept in the data dir.
 
-    Errors name the file, the line and the field.
+    Errors name the file, the line and the field. With --overlaps, also the pairs of
+    entries a student's wording can flip between (exit 1 if there are any).
+
+    \b
+    Example:
+      askta check --overlaps
     """
-    from indexer.kb import KnowledgeBase
 
     settings = settings_of(ctx)
     kb = KnowledgeBase.load(settings.kb_dir)
+    param_problems = demo_param_problems(kb)
+    if param_problems:
+        raise KnowledgeBaseError(param_problems)
     check_secret_key(settings)
     failures: list[dict[str, Any]] = []
     ran = 0
@@ -215,22 +226,50 @@ def check(ctx: click.Context, demos: bool, as_json: bool) -> None:
                         "stderr": tail,
                     }
                 )
+    pairs = searcher_overlaps(open_searcher_for(settings)) if overlaps else []
+    ok = not failures and not pairs
     if as_json:
-        click.echo(
-            json.dumps(
-                {"ok": not failures, "entries": len(kb), "demos_run": ran, "failures": failures}
-            )
-        )
+        data: dict[str, Any] = {"ok": ok, "entries": len(kb), "demos_run": ran,
+                                "failures": failures}
+        if overlaps:
+            data["overlaps"] = [o.to_dict() for o in pairs]
+        click.echo(json.dumps(data))
     else:
         for f in failures:
             click.echo(
                 f"{f['demo']}: {f['status']} (exit {f['exit_code']})\n{f['stderr']}", err=True
             )
-        if not failures:
-            extra = f", {ran} demos ran" if demos else ""
+        extra = f", {ran} demos ran" if demos else ""
+        if ok:
+            extra += ", no confusable entries" if overlaps else ""
             click.echo(f"ok, {len(kb)} entries ({len(kb.published())} published){extra}")
-    sys.exit(ExitCode.FAILED if failures else 0)
+        if pairs:
+            valid = "" if failures else f"valid, {len(kb)} entries{extra}; "
+            echo_overlaps(pairs, f"{valid}{len(pairs)} pairs of entries could be confused:")
+    sys.exit(ExitCode.FAILED if not ok else 0)
 
+
+
+def demo_param_problems(kb: KnowledgeBase) -> list[Problem]:
+    """Each demo's parameter declarations that cannot be used, one problem per demo file
+    (its path and line)."""
+    from indexer.demo_params import ParamDeclarationError, read_params
+
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for entry in kb.entries.values():
+        path = kb.demo_path(entry)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        try:
+            read_params(path)
+        except ParamDeclarationError as e:
+            problems.append(Problem(kb.display(path), e.line, None,
+                                    f"parameter declaration: {e.message}"))
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(Problem(kb.display(path), None, None, f"cannot be read ({e})"))
+    return problems
 
 
 @click.command()

@@ -1,37 +1,58 @@
 """`askta import FILE`: a week's Q&A page (plain text, Markdown or HTML) -> draft entries.
 
-The page is split into blocks (headings, paragraphs, code). A question is a
-heading or a short paragraph that ends with "?"; everything up to the next
-question or section heading is its answer. Section headings ("Chapter 4")
-become tags. Each question becomes a draft entry in kb/ for an instructor to
-review; questions the knowledge base already has are skipped, never duplicated.
+server/review/page_reader.py splits the page into blocks; this module finds the
+questions among them. A question is a heading or a short paragraph that ends
+with "?", and under a Q&A section (a heading such as "Q&A" or "Questions", or a
+page whose title says Q&A) also a heading that is a statement ("I'm still fuzzy
+about X.") or a topic ("X vs Y"), and a blockquote (`> ...`) followed by its
+answer. Everything up to the next question or section heading is its answer;
+prose between a section heading and its first question is not. Section headings
+("Chapter 4") and the page's title and date become tags. Each question becomes a
+draft entry in kb/ for an instructor to review; questions the knowledge base
+already has are skipped, never duplicated.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
-from pathlib import Path
 from typing import Literal
 
 from pydantic import ValidationError
 
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, normalize_question
 from indexer.schema import Entry, Status, slugify
+from server.review.page_reader import (
+    Block,
+    Format,
+    FrontMatter,
+    detect_format,
+    page_blocks,
+    page_tag,
+    short_tag,
+    split_front_matter,
+)
 
-Format = Literal["text", "markdown", "html"]
+__all__ = ["Format", "ImportedQuestion", "Importer", "ImportResult", "detect_format",
+           "find_questions", "first_line", "parse_document"]
+
 MAX_QUESTION_WORDS = 20  # longer paragraphs ending in "?" are part of an answer
 MAX_HEADING_WORDS = 8
 
+# A heading that opens a Q&A section: everything under it (up to the next heading of
+# its level) may hold statement and topic questions and quoted ones.
+_QA_SECTION = re.compile(r"\bQ\s*(?:&|and)\s*A\b|\bFAQs?\b|\bquestions\b", re.I)
+# Headings that name a part of the page, never a question, even under a Q&A section.
+_STRUCTURAL = re.compile(
+    r"^(chapter|week|unit|part|lecture|lab|module|section|day|session)\s*\d+\b"
+    r"|^(announcements?|logistics|reminders?|reflections?|notes|resources|references|links|"
+    r"schedule|administrivia|misc(ellaneous)?|summary|introduction|overview|updates?|"
+    r"looking ahead|next week|coming up|due (this|next) week)$", re.I)
+# On a plain-text page only a topic line reads as a question ("X vs Y", "Relationship
+# to Y"): any other short line there may be a section name or a terse answer.
+_TOPIC = re.compile(r"\b(vs\.?|versus|relationship|difference|compared)\b", re.I)
 
-@dataclass
-class Block:
-    """One block of a page: a heading (with its level), a paragraph, or code."""
-
-    kind: Literal["heading", "paragraph", "code"]
-    text: str
-    level: int = 0
+Role = Literal["question", "section", "content"]
 
 
 @dataclass
@@ -43,178 +64,9 @@ class ImportedQuestion:
     tags: list[str] = field(default_factory=list)
 
 
-# --- splitting a page into blocks --------------------------------------------------------
-def detect_format(path: Path, text: str) -> Format:
-    """html / markdown / text, by extension, then by content."""
-    suffix = path.suffix.lower()
-    if suffix in (".html", ".htm"):
-        return "html"
-    if suffix in (".md", ".markdown"):
-        return "markdown"
-    head = text.lstrip()[:500].lower()
-    if head.startswith(("<!doctype html", "<html")) or re.search(r"<(h[1-6]|p|body)\b", head):
-        return "html"
-    if re.search(r"^#{1,6} \S", text, re.M) or "```" in text:
-        return "markdown"
-    return "text"
-
-
-_CODE_LINE = re.compile(
-    r"^\s*(def |class |import |from \S+ import |return\b|for .+:$|if .+:$|print\(|@\w)"
-    r"|^\s*[\w.\[\]]+\s*(=|\+=|-=)\s*\S|^\s*[\w.]+\(.*\)\s*$|^\s{4,}\S"
-)
-
-
-def _looks_like_code(lines: list[str]) -> bool:
-    return len(lines) >= 2 and sum(bool(_CODE_LINE.search(line)) for line in lines) >= \
-        max(2, len(lines) * 0.6)
-
-
-def text_blocks(text: str) -> list[Block]:
-    """Plain text: paragraphs separated by blank lines; runs of code lines become code."""
-    blocks = []
-    for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
-        lines = [line.rstrip() for line in para.strip("\n").split("\n") if line.strip()]
-        if not lines:
-            continue
-        if _looks_like_code(lines):
-            blocks.append(Block("code", "\n".join(lines)))
-        else:
-            blocks.append(Block("paragraph", " ".join(line.strip() for line in lines)))
-    return blocks
-
-
-def markdown_blocks(text: str) -> list[Block]:
-    """Markdown: ATX headings, fenced code kept whole, other paragraphs as written."""
-    blocks: list[Block] = []
-    para: list[str] = []
-    fence: list[str] | None = None
-
-    def flush() -> None:
-        if para:
-            blocks.append(Block("paragraph", "\n".join(para).strip()))
-            para.clear()
-
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if fence is not None:
-            fence.append(line)
-            if line.strip().startswith("```") and len(fence) > 1:
-                blocks.append(Block("code", "\n".join(fence)))
-                fence = None
-            continue
-        if line.strip().startswith("```"):
-            flush()
-            fence = [line]
-            continue
-        heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
-        if heading:
-            flush()
-            blocks.append(Block("heading", heading.group(2), len(heading.group(1))))
-        elif not line.strip():
-            flush()
-        else:
-            para.append(line)
-    flush()
-    if fence is not None:
-        blocks.append(Block("code", "\n".join(fence)))
-    return blocks
-
-
-class _HTMLBlocks(HTMLParser):
-    """Headings, paragraphs, list items and <pre> of an HTML page, as Markdown-ish blocks."""
-
-    BLOCK = {"p", "li", "blockquote", "dt", "dd", "div", "td"}
-    SKIP = {"script", "style", "head", "nav", "footer", "template", "noscript"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.blocks: list[Block] = []
-        self.buf: list[str] = []
-        self.kind: str | None = None
-        self.level = 0
-        self.skip = 0
-        self.href: str | None = None
-        self.link_text: list[str] = []
-
-    def _flush(self) -> None:
-        text = "".join(self.buf)
-        self.buf = []
-        if self.kind == "code":
-            if text.strip():
-                self.blocks.append(Block("code", "```\n" + text.strip("\n") + "\n```"))
-        else:
-            text = re.sub(r"\s+", " ", text).strip()
-            if text:
-                if self.kind == "heading":
-                    self.blocks.append(Block("heading", text, self.level))
-                else:
-                    prefix = "- " if self.kind == "li" else ""
-                    self.blocks.append(Block("paragraph", prefix + text))
-        self.kind = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self.skip += 1
-            return
-        if self.skip:
-            return
-        if re.fullmatch(r"h[1-6]", tag):
-            self._flush()
-            self.kind, self.level = "heading", int(tag[1])
-        elif tag == "pre":
-            self._flush()
-            self.kind = "code"
-        elif tag in self.BLOCK and self.kind != "code":
-            self._flush()
-            self.kind = "li" if tag == "li" else "p"
-        elif tag == "br":
-            self.buf.append("\n" if self.kind == "code" else " ")
-        elif tag == "code" and self.kind != "code":
-            self.buf.append("`")
-        elif tag in ("strong", "b") and self.kind not in ("code", "heading"):
-            self.buf.append("**")
-        elif tag in ("em", "i") and self.kind not in ("code", "heading"):
-            self.buf.append("*")
-        elif tag == "a" and self.kind not in ("code", "heading"):
-            href = dict(attrs).get("href") or ""
-            if href.startswith(("http://", "https://")):
-                self.href = href
-                self.buf.append("[")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self.skip = max(0, self.skip - 1)
-            return
-        if self.skip:
-            return
-        if re.fullmatch(r"h[1-6]", tag) or tag == "pre" or (tag in self.BLOCK
-                                                              and self.kind != "code"):
-            self._flush()
-        elif tag == "code" and self.kind != "code":
-            self.buf.append("`")
-        elif tag in ("strong", "b") and self.kind not in ("code", "heading"):
-            self.buf.append("**")
-        elif tag in ("em", "i") and self.kind not in ("code", "heading"):
-            self.buf.append("*")
-        elif tag == "a" and self.href:
-            self.buf.append(f"]({self.href})")
-            self.href = None
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.buf.append(data)
-
-    def close(self) -> None:
-        super().close()
-        self._flush()
-
-
-def html_blocks(text: str) -> list[Block]:
-    """HTML: h1-h6 headings, p/li paragraphs, pre code."""
-    parser = _HTMLBlocks()
-    parser.feed(text)
-    parser.close()
-    return parser.blocks
+def first_line(answer: str) -> str:
+    """An answer's first non-empty line, as `askta import --dry-run` shows it."""
+    return next((line.strip() for line in answer.splitlines() if line.strip()), "")
 
 
 # --- finding the questions ---------------------------------------------------------------
@@ -226,13 +78,15 @@ def _plain(text: str) -> str:
 
 
 def _is_question(block: Block) -> bool:
+    """A heading, paragraph or quote that asks: short, and ending with "?"."""
     if block.kind == "code" or "\n" in block.text.strip() and block.kind == "paragraph":
         return False
     text = _plain(block.text)
     return text.endswith("?") and 1 < len(text.split()) <= MAX_QUESTION_WORDS
 
 
-def _is_section(block: Block, fmt: Format) -> bool:
+def _is_heading(block: Block, fmt: Format) -> bool:
+    """A heading; on a plain-text page, a short line with no closing punctuation."""
     if block.kind == "heading":
         return True
     if fmt != "text" or block.kind != "paragraph":
@@ -243,19 +97,79 @@ def _is_section(block: Block, fmt: Format) -> bool:
         and not text.startswith(("-", "*", "`"))
 
 
-def _tag(heading: str) -> str | None:
-    words = re.findall(r"[a-z0-9]+", heading.lower())
-    if not words or len(words) > 3:
-        return None
-    return "-".join(words)
+def _merge_quotes(blocks: list[Block]) -> list[Block]:
+    """Consecutive quote blocks as one (a question quoted over several paragraphs)."""
+    merged: list[Block] = []
+    for block in blocks:
+        if block.kind == "quote" and merged and merged[-1].kind == "quote":
+            merged[-1] = Block("quote", merged[-1].text + "\n\n" + block.text)
+        else:
+            merged.append(block)
+    return merged
 
 
-def find_questions(blocks: list[Block], fmt: Format) -> list[ImportedQuestion]:
+def _opens_with_quote(body: list[Block]) -> bool:
+    """The body starts with a quote, perhaps after one line of prose ("Some stragglers:")."""
+    if body and body[0].kind == "paragraph" and body[0].text.rstrip().endswith(":"):
+        body = body[1:]
+    return bool(body) and body[0].kind == "quote"
+
+
+def _roles(blocks: list[Block], fmt: Format, page_is_qa: bool) -> tuple[list[Role], list[bool]]:
+    """Each block's role, and whether it lies under a Q&A section."""
+    heads = [i for i, b in enumerate(blocks) if _is_heading(b, fmt)]
+    levels = {i: blocks[i].level if fmt != "text" else (1 if n == 0 else 2)
+              for n, i in enumerate(heads)}
+    roles: list[Role] = ["content"] * len(blocks)
+    in_qa = [page_is_qa] * len(blocks)
+    scopes: list[tuple[int, bool]] = []  # the open sections: (level, is a Q&A section)
+    for n, i in enumerate(heads):
+        level = levels[i]
+        while scopes and scopes[-1][0] >= level:
+            scopes.pop()
+        qa = page_is_qa or any(is_qa for _, is_qa in scopes)
+        end = heads[n + 1] if n + 1 < len(heads) else len(blocks)
+        block = blocks[i]
+        text = _plain(block.text)
+        if _is_question(block):
+            roles[i] = "question"
+        elif qa and _asks(text, blocks[i + 1:end], fmt) and not (
+                end < len(blocks) and levels[end] > level):
+            roles[i] = "question"  # a statement or topic heading, with its answer below
+        else:
+            roles[i] = "section"
+            scopes.append((level, bool(_QA_SECTION.search(text))))
+        inside = page_is_qa or any(is_qa for _, is_qa in scopes)
+        for j in range(i, end):
+            in_qa[j] = inside
+    for i, block in enumerate(blocks):
+        if roles[i] == "content" and _is_question(block):
+            roles[i] = "question"
+    return roles, in_qa
+
+
+def _asks(text: str, body: list[Block], fmt: Format) -> bool:
+    """Whether a heading under a Q&A section is a question rather than a section name."""
+    if _QA_SECTION.search(text) or _STRUCTURAL.match(text) or not re.search(r"[^\W\d_]", text):
+        return False
+    if len(text.split()) < 2:  # "Homework", "Dropout": more likely a section than a question
+        return False
+    if fmt == "text" and not _TOPIC.search(text):
+        return False
+    return not any(_is_question(b) for b in body) and not _opens_with_quote(body)
+
+
+def find_questions(blocks: list[Block], fmt: Format,
+                   front: FrontMatter | None = None) -> list[ImportedQuestion]:
     """Questions and their answers, in page order."""
+    front = front or FrontMatter()
+    blocks = _merge_quotes(blocks)
+    roles, in_qa = _roles(blocks, fmt, bool(_QA_SECTION.search(front.title)))
     found: list[ImportedQuestion] = []
     current: ImportedQuestion | None = None
+    current_kind = ""
     answer: list[str] = []
-    page_tag: str | None = None
+    page_tags = list(front.tags)
     section_tag: str | None = None
     seen_title = False
 
@@ -267,34 +181,51 @@ def find_questions(blocks: list[Block], fmt: Format) -> list[ImportedQuestion]:
         current = None
         answer.clear()
 
-    for block in blocks:
-        if _is_question(block):
-            finish()
-            tags = [t for t in (page_tag, section_tag) if t]
-            current = ImportedQuestion(_plain(block.text), "", list(dict.fromkeys(tags)))
+    def start(question: str, kind: str) -> None:
+        nonlocal current, current_kind
+        finish()
+        tags = [t for t in (*page_tags, section_tag) if t]
+        current, current_kind = ImportedQuestion(question, "", list(dict.fromkeys(tags))), kind
+
+    for block, role, qa in zip(blocks, roles, in_qa, strict=True):
+        if block.kind == "quote" and qa and current_kind != "heading" or \
+                block.kind == "quote" and role == "question":
+            start(_plain(block.text), "quote")  # a quoted question; its answer follows
             continue
-        if _is_section(block, fmt):
+        if role == "question":
+            start(_plain(block.text), block.kind)
+            continue
+        if role == "section":
             finish()
+            current_kind = ""
             heading = _plain(block.text)
-            week = re.search(r"\bweek\s+(\d+)\b", heading, re.I)
             if not seen_title:
                 seen_title = True
-                if week:
-                    page_tag = f"week-{week.group(1)}"
+                tag = page_tag(heading) if re.search(r"\bweek\s+\d+\b", heading, re.I) else None
+                if tag:
+                    page_tags = list(dict.fromkeys([tag, *page_tags]))
                     continue
-            section_tag = _tag(heading)
+            section_tag = short_tag(heading)
             continue
         if current is not None:
-            answer.append(block.text if block.kind != "code" or block.text.startswith("```")
-                          else "```python\n" + block.text + "\n```")
+            answer.append(_markdown(block))
     finish()
     return found
 
 
+def _markdown(block: Block) -> str:
+    """A block of an answer as Markdown."""
+    if block.kind == "quote":
+        return "\n".join(f"> {line}".rstrip() for line in block.text.split("\n"))
+    if block.kind == "code" and not block.text.lstrip().startswith(("```", "~~~")):
+        return "```python\n" + block.text + "\n```"
+    return block.text
+
+
 def parse_document(text: str, fmt: Format) -> list[ImportedQuestion]:
     """Every question on a page, with its answer (Markdown) and tags."""
-    blocks = {"text": text_blocks, "markdown": markdown_blocks, "html": html_blocks}[fmt](text)
-    return find_questions(blocks, fmt)
+    front, body = split_front_matter(text)
+    return find_questions(page_blocks(body, fmt), fmt, front)
 
 
 # --- writing draft entries ---------------------------------------------------------------
@@ -354,5 +285,6 @@ class Importer:
                     result.skipped.append({"question": entry.question, "reason": str(e)})
                     continue
             result.created.append({"id": entry.id, "question": entry.question,
-                                   "path": self.kb.display(self.kb.path_of(entry.id))})
+                                   "path": self.kb.display(self.kb.path_of(entry.id)),
+                                   "first_line": first_line(entry.answer)})
         return result

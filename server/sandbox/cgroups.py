@@ -4,10 +4,13 @@ rlimits are per process, so a demo that forks can multiply its address-space all
 a cgroup caps the whole sandbox. cgroup v2 needs the memory and pids controllers
 delegated to the server's own cgroup; cgroup v1 needs writable memory and pids
 hierarchies (typically: running as root). Anything else: skipped, with a note saying why.
+Where cgroup v2 also delegates the cpu controller, each sandbox's cgroup gets the
+lowest CPU weight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -96,9 +99,11 @@ class Cgroups:
                           f"delegated to {own} (under systemd: Delegate=yes)")
         parent = own / _runner_dir_name()
         _remove_stale(own)
+        # the cpu controller, where delegated too: each sandbox gets the lowest CPU weight
+        controllers = "+memory +pids" + (" +cpu" if "cpu" in enabled else "")
         try:
             parent.mkdir(exist_ok=True)
-            (parent / "cgroup.subtree_control").write_text("+memory +pids")
+            (parent / "cgroup.subtree_control").write_text(controllers)
         except OSError as e:
             return None, f"cgroup limits off: cannot create {parent} ({e})"
         return cls(2, {"memory": parent, "pids": parent}), f"cgroup v2 limits under {parent}"
@@ -116,6 +121,7 @@ class Cgroups:
             if (d / "memory.swap.max").exists():
                 (d / "memory.swap.max").write_text("0")
             (d / "pids.max").write_text(str(max_tasks))
+            _lowest_cpu_weight(d)
         else:
             mem = self.parents["memory"] / name
             (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
@@ -191,3 +197,13 @@ class WorkerCgroup:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.02)
+
+
+def _lowest_cpu_weight(d: Path) -> None:
+    """cgroup v2 with the cpu controller: the smallest weight (1 of 10000) and the idle
+    policy for the whole cgroup, on top of the processes' own nice 19 and SCHED_IDLE."""
+    for name, value in (("cpu.weight", "1"), ("cpu.idle", "1")):
+        path = d / name
+        if path.exists():
+            with contextlib.suppress(OSError):  # best effort: nice and SCHED_IDLE remain
+                path.write_text(value)

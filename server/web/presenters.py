@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from indexer.demo_params import DemoParam, ParamDeclarationError, read_params
 from indexer.demos import DemoPathError
 from indexer.kb import EntryNotFound, KnowledgeBaseError
 from indexer.schema import Entry
@@ -57,15 +58,28 @@ def last_run(services: Services, entry: Entry, device: str) -> dict[str, Any] | 
     return None
 
 
+def demo_params(entry: Entry, path: Path) -> list[DemoParam]:
+    """The parameters the entry's demo declares; none (and a warning in the log) when a
+    declaration cannot be used: the demo still runs as written (`askta check` fails)."""
+    try:
+        return read_params(path)
+    except (OSError, UnicodeDecodeError, ParamDeclarationError) as e:
+        log.warning("entry %s: the parameters of %s are ignored: %s", entry.id, entry.demo, e)
+        return []
+
+
 def entry_to_json(services: Services, entry: Entry, *, include_last_run: bool = True) -> dict:
-    """An entry as the API shows it: Markdown, sanitized HTML, tags and its demo."""
+    """An entry as the API shows it: Markdown, sanitized HTML, tags and its demo (with
+    the parameters it declares)."""
     demo = None
-    if entry.demo and demo_file(services, entry) is not None:
+    path = demo_file(services, entry) if entry.demo else None
+    if entry.demo and path is not None:
         device = default_device(services)
         demo = {
             "path": entry.demo,
             "device": device,
             "last_run": last_run(services, entry, device) if include_last_run else None,
+            "params": [p.to_json() for p in demo_params(entry, path)],
         }
     return {
         "id": entry.id,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from indexer.kb import KnowledgeBase
 from server.cli.main import cli
 
 
@@ -98,6 +100,18 @@ def test_serve_skips_a_broken_file_with_a_clear_warning(run, kb_dir: Path,  # ty
     assert run("check").exit_code == 3
 
 
+def test_check_names_a_broken_demo_parameter_declaration(run, kb_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    demo = kb_dir.parent / "demos" / "mse_vs_outliers.py"
+    text = demo.read_text()
+    line = text[:text.index("OUTLIER_STD = ")].count("\n") + 1
+    demo.write_text(text.replace("min=1.0, max=50.0", "min=1.0, max=5.0"))
+    result = run("check")
+    assert result.exit_code == 3
+    assert (f"demos/mse_vs_outliers.py: line {line}: parameter declaration: the value of "
+            "OUTLIER_STD, 10.0, is outside min..max (1.0..5.0)") in result.output
+    assert "Traceback" not in result.output
+
+
 def test_serve_still_needs_the_kb_folder(run, tmp_path: Path,  # type: ignore[no-untyped-def]
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASKTA_KB_DIR", str(tmp_path / "nowhere"))
@@ -142,3 +156,41 @@ def test_check_demos_without_a_sandbox_says_why(run, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 4
     assert result.output.startswith("error: ") and "bwrap" in result.output
     assert "Traceback" not in result.output
+
+
+def test_check_overlaps_text_and_json(run, kb_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    shared = "what's the difference between a pytorch tensor and a numpy array"
+    KnowledgeBase.load(kb_dir).add_alternate("why-nonlinearities", shared)
+    result = run("check", "--overlaps")
+    assert result.exit_code == 1, result.output  # confusable entries: the check fails
+    assert "valid, 19 entries; " in result.output and "could be confused:" in result.output
+    assert re.search(r"^  pytorch-vs-numpy ~ why-nonlinearities  \(up to 0\.9\d\)$",
+                     result.output, re.M)
+    assert re.search(rf'^    "{re.escape(shared)}" \(why-nonlinearities\) lands on '
+                     r"pytorch-vs-numpy: 0\.9\d against 0\.\d\d for its own entry$",
+                     result.output, re.M)
+    data = json.loads(run("check", "--overlaps", "--json").output)
+    assert data["ok"] is False and data["entries"] == 19
+    pair = next(o for o in data["overlaps"]
+                if (o["a"]["id"], o["b"]["id"]) == ("pytorch-vs-numpy", "why-nonlinearities"))
+    assert pair["b"]["question"] == "Why do we need ReLUs or other nonlinearities?"
+    assert ("why-nonlinearities", shared, "pytorch-vs-numpy") in {
+        (f["entry_id"], f["phrasing"], f["nearest"]) for f in pair["flips"]}
+    assert ("pytorch-vs-numpy", "what's the difference between a torch tensor and a numpy array",
+            "why-nonlinearities") in {(f["entry_id"], f["phrasing"], f["nearest"])
+                                      for f in pair["flips"]}
+    assert "overlaps" not in json.loads(run("check", "--json").output)  # only when asked
+
+
+def test_check_overlaps_none(run, kb_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    for path in kb_dir.glob("*.yaml"):
+        path.unlink()
+    (kb_dir / "exam-room.yaml").write_text(
+        "id: exam-room\nquestion: Where is the exam held?\nanswer: Room 101.\n")
+    (kb_dir / "why-relu.yaml").write_text(
+        "id: why-relu\nquestion: Why do we need nonlinear activation functions?\n"
+        "answer: Two linear layers collapse into one.\n")
+    result = run("check", "--overlaps")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok, 2 entries (2 published), no confusable entries")
+    assert json.loads(run("check", "--overlaps", "--json").output)["overlaps"] == []

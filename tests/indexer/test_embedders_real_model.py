@@ -61,3 +61,17 @@ def test_dev_set_targets(searcher: Searcher) -> None:
     assert report.top1 >= 0.95
     assert report.overall >= 0.93
     assert report.answered_precision >= 0.97
+
+
+def test_overlaps_of_the_bundled_kb(searcher: Searcher) -> None:
+    from indexer.overlaps import searcher_overlaps
+
+    overlaps = searcher_overlaps(searcher)
+    pairs = [(o.a, o.b) for o in overlaps]
+    # The two entries about what backward() computes are the closest pair of the KB...
+    assert pairs[0] == ("autodiff-vs-symbolic", "meanings-of-gradient")
+    assert len(overlaps[0].flips) >= 3
+    # ...and few of the 19 entries' 171 pairs are listed, none of them between far topics.
+    assert 3 <= len(pairs) <= 20
+    assert ("image-representations", "why-nonlinearities") not in pairs
+    assert all(f.nearest_score >= 0.5 for o in overlaps for f in o.flips)

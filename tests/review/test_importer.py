@@ -148,7 +148,7 @@ def test_cli(tmp_path: Path) -> None:
     kb.mkdir()
     page = tmp_path / "week5.txt"
     shutil.copy(SEED, page)
-    settings = Settings(kb_dir=kb, data_dir=tmp_path / "data")
+    settings = Settings(kb_dir=kb, data_dir=tmp_path / "data", model="hashing")
     runner = CliRunner()
     dry = runner.invoke(import_command, [str(page), "--dry-run"], obj={"settings": settings})
     assert dry.exit_code == 0, dry.output
@@ -170,3 +170,176 @@ def test_cli_refuses_an_invalid_kb(tmp_path: Path) -> None:
     result = CliRunner().invoke(import_command, [str(page)],
                                 obj={"settings": Settings(kb_dir=kb, data_dir=tmp_path)})
     assert result.exit_code == 3 and "fix the knowledge base first" in result.output
+
+
+# --- real pages: front matter, statement and topic headings, quotes, raw HTML -----------
+DATA = Path(__file__).resolve().parents[1] / "data" / "import"
+
+
+def test_yaml_front_matter_statement_topic_and_quoted_questions() -> None:
+    page = DATA / "week6-qa.md"
+    questions = parse_document(page.read_text(encoding="utf-8"), "markdown")
+    assert [q.question for q in questions] == [
+        "How do I know when the training loop is done?",
+        "I'm still fuzzy about how the gradient gets through a ReLU.",  # a statement
+        "PyTorch vs NumPy",  # topics
+        "Relationship to linear regression",
+        "Can I see what people said about double descent?",
+        "Why does the loss sometimes go up for one batch and then down again?",  # quoted
+        "I tried a learning rate of 10 and everything became NaN. Is that expected? "
+        "I was following the notebook exactly.",  # one question quoted over two paragraphs
+    ]
+    by_question = {q.question: q for q in questions}
+    # the title and date are tags, never content; the warning before any question is dropped
+    assert questions[0].tags == ["week-6", "2024-02-16", "reflections"]
+    assert questions[-1].tags == ["week-6", "2024-02-16", "chapter-5"]
+    assert not any("title:" in q.answer or "Warning" in q.answer for q in questions)
+    assert "```python\nx = torch.tensor" in by_question[
+        "I'm still fuzzy about how the gradient gets through a ReLU."].answer
+    assert by_question["PyTorch vs NumPy"].answer.startswith("They are very similar")
+    # "Some stragglers:" between the section heading and its first question is no answer
+    assert not any("stragglers" in q.answer for q in questions)
+    assert by_question["Why does the loss sometimes go up for one batch and then down again?"] \
+        .answer.startswith("Each minibatch is a noisy sample")
+
+
+def test_raw_html_embedded_posts_and_scripts_become_safe_markdown() -> None:
+    from server.web.markdown import render_markdown
+
+    questions = parse_document((DATA / "week6-qa.md").read_text(encoding="utf-8"), "markdown")
+    post = next(q for q in questions if "double descent" in q.question).answer
+    # the embedded post is kept as a quoted paragraph with its links, the script dropped
+    assert "> Bigger models can generalize *better* after the interpolation point." in post
+    assert "[March 1, 2024](https://twitter.com/researcher/status/1234567890)" in post
+    assert post.endswith("See also the lecture notes.")
+    nan = questions[-1].answer
+    assert "Try the learning rate finder instead." in nan
+    assert "<https://www.youtube.com/watch?v=dQw4w9WgXcQ>" in nan  # a shortcode: its link
+    for q in questions:
+        for bad in ("<script", "onclick", "evil.example", "document.cookie", "<span", "{{<"):
+            assert bad not in q.answer, (q.question, bad)
+        html = render_markdown(q.answer)
+        assert "<script" not in html and "onclick" not in html
+
+
+def test_toml_front_matter_and_ordinary_sections_stay_sections() -> None:
+    page = DATA / "week7-notes.md"
+    questions = parse_document(page.read_text(encoding="utf-8"), "markdown")
+    # "Logistics", "Gradient descent recap" and "Looking ahead" are outside the Q&A section
+    assert [q.question for q in questions] == ["Dropout vs weight decay",
+                                               "I don't get why we shuffle the training set.",
+                                               "What does `model.eval()` change?"]
+    assert questions[0].tags == ["week-7", "2024-02-23"]
+    assert "Next week" not in questions[-1].answer and "quiz" not in questions[0].answer
+
+
+def test_without_a_qa_section_only_questions_are_questions() -> None:
+    page = ("---\ntitle: Lab 3\n---\n## Setup\n\nInstall the packages.\n\n"
+            "## PyTorch vs NumPy\n\nA table of differences.\n\n> A quote from the docs.\n\n"
+            "## Why is my kernel dead?\n\nRestart it.\n")
+    questions = parse_document(page, "markdown")
+    assert [(q.question, q.answer) for q in questions] == [("Why is my kernel dead?",
+                                                            "Restart it.")]
+    assert questions[0].tags == ["lab-3", "pytorch-vs-numpy"]  # the section it is under
+
+
+def test_a_heading_with_questions_below_is_a_section_not_a_question() -> None:
+    page = ("# Q&A\n\n## Backprop\n\n> How does backward know the graph?\n\nIt records it.\n\n"
+            "## Tensors\n\n### Views and copies\n\nA view shares memory.\n\n"
+            "### I'm confused by broadcasting.\n\nSizes of 1 stretch.\n\n> Quoted docs.\n")
+    questions = parse_document(page, "markdown")
+    assert [q.question for q in questions] == ["How does backward know the graph?",
+                                               "Views and copies",
+                                               "I'm confused by broadcasting."]
+    assert questions[0].tags == ["backprop"] and questions[1].tags == ["tensors"]
+    # a quote inside a heading question's answer is part of the answer
+    assert questions[2].answer == "Sizes of 1 stretch.\n\n> Quoted docs."
+
+
+def test_html_page_with_a_qa_section() -> None:
+    page = """<html><body><h1>Week 8</h1><h2>Announcements</h2><p>No class Monday.</p>
+    <h2>Q&amp;A</h2><p>Some stragglers:</p>
+    <blockquote><p>Why is attention quadratic?</p></blockquote>
+    <p>Every token looks at every other token.</p>
+    <blockquote class="twitter-tweet"><p>Linear attention exists too</p></blockquote>
+    <script>alert(1)</script>
+    <h3>Encoder vs decoder</h3><p>An encoder sees the whole input; a decoder only the past.</p>
+    <h3>I still don't get positional encodings.</h3>
+    <p>They tell the model where each token is.<iframe src="https://www.youtube.com/embed/x1"></iframe></p>
+    </body></html>"""
+    questions = parse_document(page, "html")
+    assert [q.question for q in questions] == ["Why is attention quadratic?",
+                                               "Encoder vs decoder",
+                                               "I still don't get positional encodings."]
+    assert questions[0].answer == ("Every token looks at every other token.\n\n"
+                                   "> Linear attention exists too")
+    assert questions[0].tags == ["week-8", "q-a"]
+    assert "<https://www.youtube.com/embed/x1>" in questions[2].answer
+    assert all("alert" not in q.answer for q in questions)
+
+
+def test_dry_run_shows_each_question_with_the_first_line_of_its_answer(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    settings = Settings(kb_dir=kb, data_dir=tmp_path / "data", model="hashing")
+    result = CliRunner().invoke(import_command, [str(DATA / "week7-notes.md"), "--dry-run"],
+                                obj={"settings": settings})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index("  would write kb/dropout-vs-weight-decay.yaml: Dropout vs weight decay")
+    assert lines[at + 1] == "      Both fight overfitting. Dropout zeroes random activations " \
+        "while training; weight"
+    assert "found 3 questions" in lines[0] and list(kb.iterdir()) == []
+
+
+def test_import_lists_drafts_that_could_be_confused(kb_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "week9.md"
+    known = KnowledgeBase.load(kb_dir).get("why-nonlinearities")
+    page.write_text(f"# Q&A\n\n## {known.question.rstrip('?')}, again?\n\n{known.answer}\n\n"
+                    "## Where is the exam room?\n\nRoom 101.\n")
+    settings = Settings(kb_dir=kb_dir, data_dir=tmp_path / "data", model="hashing")
+    out = CliRunner().invoke(import_command, [str(page), "--dry-run"], obj={"settings": settings})
+    assert out.exit_code == 0, out.output
+    assert "pairs of a new draft and another entry could be confused:" in out.output
+    assert "why-nonlinearities" in out.output.split("could be confused:")[1]
+    data = json.loads(CliRunner().invoke(import_command, [str(page), "--dry-run", "--json"],
+                                         obj={"settings": settings}).output)
+    pair = next(o for o in data["overlaps"] if "why-nonlinearities" in (o["a"]["id"],
+                                                                        o["b"]["id"]))
+    assert pair["flips"] and {pair["a"]["id"], pair["b"]["id"]} == {
+        "why-nonlinearities", data["created"][0]["id"]}
+    quiet = CliRunner().invoke(import_command, [str(page), "--dry-run", "--no-overlaps"],
+                               obj={"settings": settings})
+    assert "could be confused" not in quiet.output
+
+
+def test_section_names_on_a_qa_page_are_not_questions() -> None:
+    page = ("---\ntitle: Week 9 Q&A\n---\n## Homework\n\nDue Friday.\n\n## Looking ahead\n\n"
+            "Convolutions next.\n\n## Announcements\n\nNo class Monday.\n\n"
+            "## Updates to the weights confuse me.\n\nEach step moves them a little.\n")
+    questions = parse_document(page, "markdown")
+    assert [q.question for q in questions] == ["Updates to the weights confuse me."]
+    assert questions[0].answer == "Each step moves them a little."
+
+
+def test_a_model_that_cannot_load_stops_the_import_before_it_writes(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    settings = Settings(kb_dir=kb, data_dir=tmp_path / "data", model=str(tmp_path / "no-model"))
+    result = CliRunner().invoke(import_command, [str(DATA / "week7-notes.md")],
+                                obj={"settings": settings})
+    assert result.exit_code == 4 and result.output.startswith("error: ")
+    assert list(kb.iterdir()) == []
+    skipped = CliRunner().invoke(import_command, [str(DATA / "week7-notes.md"), "--no-overlaps"],
+                                 obj={"settings": settings})
+    assert skipped.exit_code == 0 and len(list(kb.glob("*.yaml"))) == 3
+
+
+def test_rules_around_prose_are_not_front_matter() -> None:
+    from server.review.page_reader import split_front_matter
+
+    page = "---\nJust a note before the questions.\n---\n\nWhy is it slow?\n\nIdle GPU.\n"
+    front, body = split_front_matter(page)
+    assert front.tags == [] and body == page  # kept as written: it is not YAML front matter
+    front, body = split_front_matter("+++\ntitle = 'Week 3 Q&A'\n+++\nBody.\n")
+    assert (front.title, front.tags, body) == ("Week 3 Q&A", ["week-3"], "Body.\n")

@@ -27,6 +27,7 @@ from server.sandbox import (
     SandboxUnavailable,
 )
 from server.sandbox.bwrap import sandbox_uid
+from server.sandbox.cgroups import _lowest_cpu_weight
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -351,6 +352,18 @@ def test_cpu_spin_hits_the_cpu_limit(bare: SandboxRunner) -> None:
     assert result.status == "timeout"
     assert result.duration_ms < 15_000
     assert_contained(bare, result)
+
+
+def test_code_runs_at_the_lowest_cpu_priority(bare: SandboxRunner) -> None:
+    """nice 19 and SCHED_IDLE, inherited by every process of the sandbox: a spinning
+    demo only gets the cores nothing else wants."""
+    code = ("import os, subprocess, sys\n"
+            "print(os.nice(0), os.sched_getscheduler(0) == os.SCHED_IDLE)\n"
+            "child = 'import os; print(os.nice(0), os.sched_getscheduler(0) == os.SCHED_IDLE)'\n"
+            "subprocess.run([sys.executable, '-c', child])\n")
+    result = run(bare, code)
+    assert result.status == "ok", result.stderr
+    assert result.stdout.split()[-4:] == ["19", "True", "19", "True"]
 
 
 def test_sleep_forever_hits_the_wall_clock(bare: SandboxRunner) -> None:
@@ -816,3 +829,12 @@ def test_kill_signal_does_not_reach_the_server(bare: SandboxRunner) -> None:
     """)
     assert f"signalled {os.getpid()}" not in result.stdout
     assert_contained(bare, result)
+
+
+def test_a_v2_cgroup_with_the_cpu_controller_gets_the_lowest_weight(tmp_path: Path) -> None:
+    (tmp_path / "cpu.weight").write_text("100")
+    (tmp_path / "cpu.idle").write_text("0")
+    _lowest_cpu_weight(tmp_path)
+    assert (tmp_path / "cpu.weight").read_text() == "1"
+    assert (tmp_path / "cpu.idle").read_text() == "1"
+    _lowest_cpu_weight(tmp_path / "no-cpu-controller")  # nothing there: nothing to do

@@ -176,6 +176,8 @@ def restart_and_check(site: Site, entries: dict[str, str], linked: dict[str, str
             assert store.review_item(review_id).status != "open", review_id
     finally:
         store.close()
+    print(f"faults: restarted in {took:.1f} s; {len(entries)} saved entries, {len(linked)} "
+          f"links and {len(resolved)} resolved items all kept")
     return took
 
 
@@ -244,6 +246,14 @@ def put_in_threads(site: Site, prefix: str, n: int, kill_after_first: bool,
         t.join(60)
     with lock:
         return dict(acked)
+
+
+def test_kill_during_instructor_saves(site: Site) -> None:
+    """Eight instructors' PUTs at once, killed right after the first 2xx: the others are
+    mid-save (YAML written or not, history recorded or not, commit under way)."""
+    entries = put_in_threads(site, "fault-save", 8, kill_after_first=True, kill_at=None)
+    assert entries
+    restart_and_check(site, entries, {}, [])
 
 
 def test_kill_right_after_a_journal_append_and_during_a_burst(site: Site) -> None:

@@ -227,3 +227,32 @@ def test_killed_mid_write_leaves_the_old_file(kb_dir: Path) -> None:
     kb.add_alternate("why-nonlinearities", "the next write goes through")
     assert time.monotonic() - start < 5
     assert "the next write goes through" in path.read_text()
+
+
+def test_stats_lists_confusable_entries(client: TestClient, services: Services) -> None:
+    h = instructor(services, "tara", "ta")
+    shared = "what's the difference between a pytorch tensor and a numpy array"
+    services.kb.add_alternate("why-nonlinearities", shared)
+    services.searcher.upsert(services.kb.get("why-nonlinearities"))
+    data = client.get("/api/admin/stats", headers=h).json()
+    pair = next(o for o in data["overlaps"]
+                if (o["a"]["id"], o["b"]["id"]) == ("pytorch-vs-numpy", "why-nonlinearities"))
+    assert any(f["phrasing"] == shared and f["nearest"] == "pytorch-vs-numpy"
+               for f in pair["flips"])
+    page = client.get("/admin/stats", headers=h).text
+    panel = page[page.index('id="overlaps"'):]
+    assert "Entries that could be confused" in panel
+    assert '<a href="/entries/why-nonlinearities">' in panel
+    assert f"“{shared.replace(chr(39), '&#39;')}” <span class=\"muted\">of why-nonlinearities, " \
+           "lands on pytorch-vs-numpy: 0.9" in panel
+
+
+def test_stats_skips_overlaps_on_a_large_index(client: TestClient, services: Services,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.review import stats
+
+    monkeypatch.setattr(stats, "OVERLAP_PAGE_VECTORS", 10)
+    h = instructor(services, "tara", "ta")
+    assert client.get("/api/admin/stats", headers=h).json()["overlaps"] is None
+    page = client.get("/admin/stats", headers=h).text
+    assert "too large to compare on every visit" in page and 'class="overlap"' not in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from server.sandbox.demo_cache import DemoCache
@@ -39,8 +40,22 @@ def test_entry_has_the_contract_fields(client: TestClient, services: Services) -
     assert body["tags"] == entry.tags
     assert '<span class="math math-inline">' in body["answer_html"]
     assert '<pre class="highlight">' in body["answer_html"]
+    params = body["demo"].pop("params")
     assert body["demo"] == {"path": "demos/linear_layers_collapse.py", "device": "cpu",
                             "last_run": None}
+    assert {"name": "PLOT_HIDDEN", "label": "Hidden units in the plotted nets", "type": "int",
+            "min": 1, "max": 64, "step": 1, "choices": None, "default": 16} in params
+
+
+def test_a_demo_whose_declaration_is_broken_is_shown_without_params(
+        client: TestClient, services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    demo = services.kb.demo_path(services.kb.get("why-nonlinearities"))
+    assert demo is not None
+    demo.write_text(demo.read_text().replace("min=1, max=64", "min=64, max=1"))
+    body = client.get("/api/entries/why-nonlinearities").json()
+    assert body["demo"]["path"] == "demos/linear_layers_collapse.py"
+    assert body["demo"]["params"] == []
+    assert "parameters of demos/linear_layers_collapse.py are ignored" in caplog.text
 
 
 def test_entry_without_demo(client: TestClient) -> None:

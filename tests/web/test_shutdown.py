@@ -141,6 +141,8 @@ def test_sigterm_lets_a_demo_run_finish_and_writes_the_question_log(tmp_path: Pa
     assert "started" in result["stdout"] and "finished" in result["stdout"]
     assert code == 0, stderr
     assert took < grace, took
+    print(f"shutdown: SIGTERM with a 4 s demo run in flight -> run finished (200 ok), "
+          f"exit 0 after {took:.1f} s")
     lines = json_lines(stderr)
     assert any(x.get("path") == "/api/entries/mse-vs-outliers/demo/run" and x["status"] == 200
                and x["request_id"] for x in lines)
@@ -166,6 +168,8 @@ def test_a_run_longer_than_the_grace_is_stopped_and_the_server_exits(tmp_path: P
         stderr = proc.stderr.read() if proc.stderr else ""
     assert code == 0, stderr
     assert took < grace + 10, took  # the grace, then the run's sandbox is killed
+    print(f"shutdown: SIGTERM with a 60 s run in flight, grace {grace:.0f} s -> run killed, "
+          f"exit 0 after {took:.1f} s")
     # the request was cancelled at the end of the grace: no result, the run killed
     assert "error" in out or out["response"].status_code == 500, out
     lines = json_lines(stderr)

@@ -19,8 +19,9 @@ router = APIRouter(tags=["admin"])
 
 @router.get("/api/admin/stats", responses=error_responses(*STAFF_ERRORS))
 def stats_json(services: ServicesDep, user: TAUser) -> dict[str, Any]:
-    """Questions per day, share answered, top unanswered groups, most-used entries, rates."""
-    return collect_stats(services.store, services.kb, services.review_queue)
+    """Questions per day, share answered, top unanswered groups, most-used entries, rates,
+    and pairs of entries close enough to be confused."""
+    return collect_stats(services.store, services.kb, services.review_queue, services.searcher)
 
 
 @router.get("/admin/stats", response_class=HTMLResponse, include_in_schema=False)
@@ -28,7 +29,7 @@ async def stats_page(request: Request, services: ServicesDep) -> Response:
     """The numbers, with a chart of questions per day."""
     user = await require_page_user(request, "ta")
     stats = await run_in_threadpool(collect_stats, services.store, services.kb,
-                                    services.review_queue)
+                                    services.review_queue, services.searcher)
     return staff_page(request, "stats.html", user, {"stats": stats, "chart": _chart(stats),
                                                     "nav": "stats", "title": "Statistics"})
 

@@ -1,0 +1,381 @@
+"""Reading a week's Q&A page (plain text, Markdown or HTML) into blocks.
+
+A block is a heading (with its level), a paragraph, a blockquote or code. The
+page's front matter (YAML between `---` lines or TOML between `+++` lines) is
+read apart: its title and date become tags, never content. Raw HTML, embedded
+posts and Hugo shortcodes become plain Markdown text; `<script>`, `<style>` and
+the like are dropped, so nothing a page carries can run where an answer is shown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Format = Literal["text", "markdown", "html"]
+BlockKind = Literal["heading", "paragraph", "quote", "code"]
+
+
+@dataclass
+class Block:
+    """One block of a page: a heading (with its level), a paragraph, a quote, or code."""
+
+    kind: BlockKind
+    text: str
+    level: int = 0
+
+
+@dataclass
+class FrontMatter:
+    """What a page's front matter says about it: title and date (either may be missing)."""
+
+    title: str = ""
+    date: str = ""
+    tags: list[str] = field(default_factory=list)
+
+
+# --- front matter ------------------------------------------------------------------------
+_FRONT = re.compile(r"\A\ufeff?(---|\+\+\+)[ \t]*\n(.*?)\n\1[ \t]*(?:\n|\Z)", re.S)
+
+
+def split_front_matter(text: str) -> tuple[FrontMatter, str]:
+    """The page's front matter (YAML `---` or TOML `+++`) and the text after it."""
+    match = _FRONT.match(text.replace("\r\n", "\n"))
+    if not match:
+        return FrontMatter(), text
+    body = text.replace("\r\n", "\n")[match.end():]
+    data: Any
+    try:
+        data = (yaml.safe_load(match.group(2)) if match.group(1) == "---"
+                else tomllib.loads(match.group(2)))
+    except (yaml.YAMLError, tomllib.TOMLDecodeError):
+        return FrontMatter(), body  # unreadable front matter is still not content
+    if not isinstance(data, dict):  # two rules around prose, not front matter
+        return FrontMatter(), text
+    title = str(data.get("title") or "").strip()
+    date = data.get("date")
+    if isinstance(date, dt.datetime):
+        date = date.date()
+    day = date.isoformat() if isinstance(date, dt.date) else str(date or "")[:10]
+    meta = FrontMatter(title=title, date=day if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) else "")
+    meta.tags = [t for t in (page_tag(title), meta.date) if t]
+    return meta, body
+
+
+def page_tag(title: str) -> str | None:
+    """The tag a page title gives its questions: "Week 5 Q&A" -> "week-5"."""
+    week = re.search(r"\bweek\s+(\d+)\b", title, re.I)
+    if week:
+        return f"week-{week.group(1)}"
+    return short_tag(title)
+
+
+def short_tag(heading: str) -> str | None:
+    """A heading of at most three words as a tag ("Chapter 4" -> "chapter-4"), else None."""
+    words = re.findall(r"[a-z0-9]+", heading.lower())
+    if not words or len(words) > 3:
+        return None
+    return "-".join(words)
+
+
+# --- format ------------------------------------------------------------------------------
+def detect_format(path: Path, text: str) -> Format:
+    """html / markdown / text, by extension, then by content."""
+    suffix = path.suffix.lower()
+    if suffix in (".html", ".htm"):
+        return "html"
+    if suffix in (".md", ".markdown"):
+        return "markdown"
+    _, text = split_front_matter(text)
+    head = text.lstrip()[:500].lower()
+    if head.startswith(("<!doctype html", "<html")) or re.search(r"<(h[1-6]|p|body)\b", head):
+        return "html"
+    if re.search(r"^(#{1,6} \S|> \S)", text, re.M) or "```" in text:
+        return "markdown"
+    return "text"
+
+
+# --- plain text --------------------------------------------------------------------------
+_CODE_LINE = re.compile(
+    r"^\s*(def |class |import |from \S+ import |return\b|for .+:$|if .+:$|print\(|@\w)"
+    r"|^\s*[\w.\[\]]+\s*(=|\+=|-=)\s*\S|^\s*[\w.]+\(.*\)\s*$|^\s{4,}\S"
+)
+
+
+def _looks_like_code(lines: list[str]) -> bool:
+    return len(lines) >= 2 and sum(bool(_CODE_LINE.search(line)) for line in lines) >= \
+        max(2, len(lines) * 0.6)
+
+
+def text_blocks(text: str) -> list[Block]:
+    """Plain text: paragraphs separated by blank lines; runs of code lines become code."""
+    blocks = []
+    for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+        lines = [line.rstrip() for line in para.strip("\n").split("\n") if line.strip()]
+        if not lines:
+            continue
+        if _looks_like_code(lines):
+            blocks.append(Block("code", "\n".join(lines)))
+        else:
+            blocks.append(Block("paragraph", " ".join(line.strip() for line in lines)))
+    return blocks
+
+
+# --- Markdown ----------------------------------------------------------------------------
+# A line that opens a raw HTML block (CommonMark's kinds 1-7, roughly): it runs to the
+# closing tag for script/style/pre/textarea and comments, else to the next blank line.
+_HTML_OPEN = re.compile(r"^ {0,3}<(/?[a-zA-Z][a-zA-Z0-9-]*|!--)(?=[\s/>]|$)")
+_HTML_RAW = re.compile(r"^ {0,3}<(script|style|pre|textarea)\b", re.I)
+_SHORTCODE = re.compile(r"\{\{[<%]\s*(/?)([\w-]+)([^}]*?)\s*[>%]\}\}")
+_INLINE_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(\s[^<>]*)?/?>|<!--.*?-->", re.S)
+# Left as they are inside converted HTML: code spans (`List<int>`) and autolinks.
+_PROTECTED = re.compile(r"(`+)(.+?)\1|<https?://[^>\s]+>", re.S)
+
+
+def _shortcode(match: re.Match[str]) -> str:
+    """A Hugo shortcode: an embedded post or video becomes its link; others vanish."""
+    closing, name, args = match.groups()
+    params = dict(re.findall(r'(\w+)="([^"]*)"', args))
+    bare = re.findall(r'(?:^|\s)"?([\w-]+)"?(?=\s|$)', args)
+    if not closing and name == "tweet":
+        user, post = params.get("user"), params.get("id") or (bare[-1] if bare else None)
+        if post:
+            return f"<https://twitter.com/{user or 'i'}/status/{post}>"
+    if not closing and name == "youtube":
+        video = params.get("id") or (bare[0] if bare else None)
+        if video:
+            return f"<https://www.youtube.com/watch?v={video}>"
+    return ""
+
+
+def inline_html_to_markdown(text: str) -> str:
+    """A Markdown paragraph with HTML tags in it, the tags turned into Markdown or dropped.
+
+    Code spans and autolinks are left alone: `List<int>` there is code, not a tag.
+    """
+    if not _INLINE_TAG.search(_PROTECTED.sub("", text)):
+        return text
+    spans: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return f"\x00{len(spans) - 1}\x00"
+
+    parts = html_blocks(_PROTECTED.sub(keep, text), collapse=False)
+    out = "\n\n".join(b.text if b.kind != "quote" else "> " + b.text for b in parts)
+    return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], out)
+
+
+def markdown_blocks(text: str) -> list[Block]:
+    """Markdown: ATX headings, blockquotes, fenced code kept whole, raw HTML converted."""
+    blocks: list[Block] = []
+    para: list[str] = []
+    quote: list[str] = []
+    lines = _SHORTCODE.sub(_shortcode, text.replace("\r\n", "\n")).split("\n")
+
+    def flush() -> None:
+        if para:
+            converted = inline_html_to_markdown("\n".join(para).strip())
+            if converted.strip():
+                blocks.append(Block("paragraph", converted.strip()))
+            para.clear()
+        if quote:
+            body = inline_html_to_markdown("\n".join(quote).strip())
+            if body.strip():
+                blocks.append(Block("quote", body.strip()))
+            quote.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip().startswith(("```", "~~~")):
+            flush()
+            marker = line.strip()[:3]
+            end = next((j for j in range(i + 1, len(lines))
+                        if lines[j].strip().startswith(marker)), len(lines) - 1)
+            blocks.append(Block("code", "\n".join(lines[i:end + 1])))
+            i = end + 1
+            continue
+        if _HTML_OPEN.match(line) and not para and not quote:
+            end = _html_block_end(lines, i)
+            blocks.extend(html_blocks("\n".join(lines[i:end + 1])))
+            i = end + 1
+            continue
+        heading = re.match(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$", line)
+        quoted = re.match(r"^ {0,3}>\s?(.*)$", line)
+        if heading:
+            flush()
+            blocks.append(Block("heading", heading.group(2), len(heading.group(1))))
+        elif quoted:
+            if para:
+                flush()
+            quote.append(quoted.group(1))
+        elif not line.strip():
+            flush()
+        else:
+            if quote:
+                flush()
+            para.append(line)
+        i += 1
+    flush()
+    return blocks
+
+
+def _html_block_end(lines: list[str], start: int) -> int:
+    """The last line of the raw HTML block that opens at `start`."""
+    opener = lines[start]
+    if opener.lstrip().startswith("<!--"):
+        closing = "-->"
+    elif raw := _HTML_RAW.match(opener):
+        closing = f"</{raw.group(1).lower()}>"
+    else:
+        closing = ""
+    for j in range(start, len(lines)):
+        if closing and closing in lines[j].lower():
+            return j
+        if not closing and j > start and not lines[j].strip():
+            return j - 1
+    return len(lines) - 1
+
+
+# --- HTML --------------------------------------------------------------------------------
+# A blockquote with one of these classes is an embedded post (a tweet, a toot...), kept
+# in an answer as a quoted paragraph, never read as a question.
+_EMBED_CLASS = re.compile(r"tweet|toot|mastodon|bluesky|instagram|tiktok|reddit|embed|"
+                          r"threads|linkedin|facebook", re.I)
+
+
+class _HTMLBlocks(HTMLParser):
+    """Headings, paragraphs, quotes, list items and <pre> of HTML, as Markdown blocks."""
+
+    BLOCK = {"p", "li", "dt", "dd", "div", "td", "section", "article", "details", "summary",
+             "figure", "figcaption"}
+    SKIP = {"script", "style", "head", "nav", "footer", "template", "noscript", "object",
+            "embed", "svg", "form", "button", "select", "textarea"}
+
+    def __init__(self, collapse: bool = True) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[Block] = []
+        self.buf: list[str] = []
+        self.kind: str | None = None
+        self.level = 0
+        self.skip = 0
+        self.quote: list[str] = []  # "quote" or "embed", one per open <blockquote>
+        self.href: str | None = None
+        self.collapse = collapse
+
+    def _flush(self) -> None:
+        text = "".join(self.buf)
+        self.buf = []
+        if self.kind == "code":
+            if text.strip():
+                self.blocks.append(Block("code", "```\n" + text.strip("\n") + "\n```"))
+        else:
+            text = re.sub(r"\s+", " ", text).strip() if self.collapse else text.strip()
+            if text:
+                if self.kind == "heading":
+                    self.blocks.append(Block("heading", text, self.level))
+                elif self.quote and self.quote[-1] == "quote":
+                    self.blocks.append(Block("quote", text))
+                else:
+                    prefix = "- " if self.kind == "li" else ""
+                    prefix = ("> " if self.quote else "") + prefix
+                    self.blocks.append(Block("paragraph", prefix + text))
+        self.kind = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.skip += 1
+            return
+        if self.skip:
+            return
+        attributes = dict(attrs)
+        if re.fullmatch(r"h[1-6]", tag):
+            self._flush()
+            self.kind, self.level = "heading", int(tag[1])
+        elif tag == "pre":
+            self._flush()
+            self.kind = "code"
+        elif tag == "blockquote" and self.kind != "code":
+            self._flush()
+            embed = _EMBED_CLASS.search(attributes.get("class") or "") or self.quote
+            self.quote.append("embed" if embed else "quote")
+            self.kind = "p"
+        elif tag in self.BLOCK and self.kind != "code":
+            self._flush()
+            self.kind = "li" if tag == "li" else "p"
+        elif tag == "br":
+            self.buf.append("\n" if self.kind == "code" else " ")
+        elif tag == "iframe":
+            src = attributes.get("src") or ""
+            if src.startswith(("http://", "https://")):  # an embedded video: its link
+                self.buf.append(f" <{src}> ")
+            self.skip += 1
+        elif tag == "code" and self.kind != "code":
+            self.buf.append("`")
+        elif self.kind in ("code", "heading"):
+            return
+        elif tag in ("strong", "b"):
+            self.buf.append("**")
+        elif tag in ("em", "i"):
+            self.buf.append("*")
+        elif tag == "a":
+            href = attributes.get("href") or ""
+            if href.startswith(("http://", "https://")):
+                self.href = href
+                self.buf.append("[")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP or tag == "iframe":
+            self.skip = max(0, self.skip - 1)
+            return
+        if self.skip:
+            return
+        if tag == "blockquote" and self.quote:
+            self._flush()
+            self.quote.pop()
+        elif re.fullmatch(r"h[1-6]", tag) or tag == "pre" or (tag in self.BLOCK
+                                                                and self.kind != "code"):
+            self._flush()
+        elif tag == "code" and self.kind != "code":
+            self.buf.append("`")
+        elif self.kind in ("code", "heading"):
+            return
+        elif tag in ("strong", "b"):
+            self.buf.append("**")
+        elif tag in ("em", "i"):
+            self.buf.append("*")
+        elif tag == "a" and self.href:
+            self.buf.append(f"]({self.href})")
+            self.href = None
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.buf.append(data)
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+def html_blocks(text: str, collapse: bool = True) -> list[Block]:
+    """HTML: h1-h6 headings, p/li paragraphs, blockquotes, pre code; scripts dropped.
+
+    `collapse=False` keeps line breaks inside a paragraph (for HTML inside Markdown).
+    """
+    parser = _HTMLBlocks(collapse)
+    parser.feed(text)
+    parser.close()
+    return parser.blocks
+
+
+def page_blocks(text: str, fmt: Format) -> list[Block]:
+    """A page's body (front matter already removed) as blocks."""
+    return {"text": text_blocks, "markdown": markdown_blocks, "html": html_blocks}[fmt](text)
