@@ -299,13 +299,10 @@ class KbHistory(History):
                         "commit this change.")
         if files:
             with self._repo_lock, self._committing_marker():
-                # A file whose contents on disk HEAD already has is left out: a later
-                # change to it is committed already (by this process after a restart, or
-                # by another web process writing the same kb/), and committing this older
-                # text would undo it in the history.
                 self.repo.commit(files, author=self.identity(record.author),
                                  committer=self.committer, message=message,
-                                 author_time=record.time, skip_when_disk_at_head=True)
+                                 author_time=record.time,
+                                 skip_when_disk_at_head=record.replay)
         for name, (_, seq) in record.files.items():
             self._committed_seq[name] = max(seq, self._committed_seq.get(name, 0))
 
@@ -337,7 +334,9 @@ class KbHistory(History):
                 owner = marker.read_text(encoding="utf-8").strip()
             except FileNotFoundError:
                 continue  # its commit just ended
-            if _running_elsewhere(owner) or (not owner and time.time() - since < 5):
+            # `committing` alone was written before markers were per process: a crash's.
+            if marker.name != MARKER and (_running_elsewhere(owner)
+                                          or (not owner and time.time() - since < 5)):
                 continue  # committing now (or just writing its marker)
             for path in self.repo.clear_locks_made_since(since):
                 log.warning("kb history: removed %s, left by a commit the server was stopped "
