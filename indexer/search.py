@@ -10,12 +10,13 @@ orders the closest answers and picks the near miss of a routed question.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 from indexer.decision import Candidate, DecisionModel, features
 from indexer.embedders import Embedder
 from indexer.index import IndexMismatch, Row, VectorIndex
-from indexer.kb import KnowledgeBase, entry_hash
+from indexer.kb import KnowledgeBase, entry_hash, folder_lock
 from indexer.lexical import LexicalIndex
 from indexer.schema import Entry, Status
 
@@ -139,6 +140,17 @@ def entry_texts(entry: Entry) -> list[Row]:
     return rows
 
 
+@contextlib.contextmanager
+def _index_lock(index_dir: Path | None) -> Iterator[None]:
+    """The index folder's lock, across processes (none for an index kept in memory)."""
+    if index_dir is None:
+        yield
+        return
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(index_dir):
+        yield
+
+
 def _indexed(entry: Entry) -> bool:
     """Published entries are answers; unanswered ones are indexed to recognise their askers."""
     return entry.answerable or entry.status == Status.unanswered
@@ -183,7 +195,23 @@ class Searcher:
         progress: Callable[[int, int], None] | None = None,
         decision: DecisionModel | None = None,
     ) -> Searcher:
-        """Load the saved index and bring it up to date with the KB, re-embedding what changed."""
+        """Load the saved index and bring it up to date with the KB, re-embedding what changed.
+
+        Under the index folder's lock: web processes sharing a data dir start one after
+        another here, so only the first builds and saves, and the others load its work."""
+        with _index_lock(index_dir):
+            return cls._open(kb, embedder, index_dir, thresholds, progress, decision)
+
+    @classmethod
+    def _open(
+        cls,
+        kb: KnowledgeBase,
+        embedder: Embedder,
+        index_dir: Path | None,
+        thresholds: Thresholds | None,
+        progress: Callable[[int, int], None] | None,
+        decision: DecisionModel | None,
+    ) -> Searcher:
         index: VectorIndex | None = None
         if index_dir is not None and (index_dir / "manifest.json").exists():
             try:
@@ -239,10 +267,11 @@ class Searcher:
             optimized = self.index.optimize()
         if self.index_dir is None:
             return
-        if optimized:
-            self.index.save(self.index_dir)
-        else:
-            self.index.save_entry(self.index_dir, entry_id)
+        with _index_lock(self.index_dir):  # other processes may save the same folder
+            if optimized:
+                self.index.save(self.index_dir)
+            else:
+                self.index.save_entry(self.index_dir, entry_id)
 
     def _saved(self) -> bool:
         return self.index_dir is not None and (self.index_dir / "manifest.json").exists()
@@ -272,35 +301,41 @@ class Searcher:
             if progress:
                 progress(done, len(entries))
 
-    def upsert(self, entry: Entry) -> None:
+    def upsert(self, entry: Entry, *, persist: bool = True) -> None:
         """Re-embed one entry after it was written (or drop it if it may not be indexed).
 
         What is indexed is the KB's version of the entry when the upsert runs, not
         necessarily `entry`: two saves of one entry can reach here in the other order, and
         an entry deleted meanwhile is dropped, so the index ends in step with the KB.
+        `persist=False` changes memory only: for a change another process wrote, and
+        saved to the index folder, itself.
         """
         with self._write_lock:
             current = self.kb.entries.get(entry.id)
             if current is None or not _indexed(current):  # deleted meanwhile, or not served
-                self._drop(entry.id)
+                self._drop(entry.id, persist)
                 return
+            if self.index.entry_hashes.get(current.id) == entry_hash(current) and not persist:
+                return  # already indexed as it is (this process wrote it, or saw it before)
             self._embed_entries([current])
             self.lexical.set(current)
             self.lexical.refresh()
-            self._persist(current.id)
+            if persist:
+                self._persist(current.id)
 
-    def remove(self, entry_id: str) -> None:
-        """Drop one entry from the index."""
+    def remove(self, entry_id: str, *, persist: bool = True) -> None:
+        """Drop one entry from the index (`persist` as in upsert)."""
         with self._write_lock:
-            self._drop(entry_id)
+            self._drop(entry_id, persist)
 
-    def _drop(self, entry_id: str) -> None:
+    def _drop(self, entry_id: str, persist: bool = True) -> None:
         """Remove one entry's vectors and words, and save that; called with _write_lock held."""
         with self._lock:
             self.index.remove(entry_id)
         self.lexical.remove(entry_id)
         self.lexical.refresh()
-        self._persist(entry_id)
+        if persist:
+            self._persist(entry_id)
 
     def vectors(self) -> tuple[list[Row], np.ndarray]:
         """A copy of every indexed vector with its row (indexer/overlaps.py reads them)."""

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         None, description="Signs session cookies (32+ characters); generated into data_dir "
         "when unset."
     )
+    redis_url: str | None = Field(
+        None, description="Redis (redis://host:6379/0) shared by several web processes: "
+        "the KB change feed, rate limits and login throttle. Unset: one process, in memory.",
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="Web processes `askta serve` starts (uvicorn workers); "
+        "more than one needs PostgreSQL (database_url).",
+    )
     chat_rate_limit: str = "30/minute"
     demo_rate_limit: str = "6/minute"
     feedback_rate_limit: str = Field(
@@ -187,6 +195,16 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"{v!r} is not a list of rates: write it like '5/minute;20/hour' "
                              "(or 'off' to disable)") from None
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not re.match(r"^rediss?://", v):
+            raise ValueError(f"{v!r} is not a Redis URL: write it like 'redis://127.0.0.1:6379/0'")
         return v
 
     @field_validator("metrics_token")
