@@ -211,7 +211,11 @@ def leave_one_out(searcher: Searcher) -> Report:
     kb = KnowledgeBase(searcher.kb.kb_dir, searcher.kb.project_dir, searcher.kb.entries)
     embedder = searcher.embedder
     copy = Searcher(
-        kb, embedder, VectorIndex(embedder.dimension, index_identity(embedder)), searcher.thresholds
+        kb,
+        embedder,
+        VectorIndex(embedder.dimension, index_identity(embedder)),
+        searcher.thresholds,
+        decision=searcher.decision,
     )
     copy.sync()
     outcomes = []

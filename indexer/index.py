@@ -53,6 +53,27 @@ class Row:
     text: str
 
 
+@dataclass
+class EntryHits:
+    """One entry's rows among a query's top hits: its best, and how its texts agree."""
+
+    best: float
+    row: Row
+    question: float = -1.0  # best question or alternate vector (-1: none among the hits)
+    answer: float = -1.0  # best answer-text vector
+    close: int = 0  # rows within AGREE of the best
+
+    AGREE = 0.05
+
+    def add(self, score: float, kind: str) -> None:
+        """Count one more of the entry's rows (rows arrive best first)."""
+        if kind == "answer":
+            self.answer = max(self.answer, score)
+        else:
+            self.question = max(self.question, score)
+        self.close += score >= self.best - self.AGREE
+
+
 class VectorIndex:
     """Vectors grouped by entry, searchable by cosine similarity."""
 
@@ -160,6 +181,20 @@ class VectorIndex:
         finally:
             faiss.omp_set_num_threads(threads)
         return scores, ids
+
+    def hits_per_entry(self, vector: np.ndarray, k: int = 64) -> dict[str, EntryHits]:
+        """For one query: each entry among the top-k hits with the evidence for it."""
+        scores, ids = self.search(vector.reshape(1, -1), k)
+        found: dict[str, EntryHits] = {}
+        for score, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
+            if i < 0:
+                continue
+            row = self.rows[i]
+            hits = found.get(row.entry_id)
+            if hits is None:  # FAISS returns rows best first: the first one is the best
+                hits = found[row.entry_id] = EntryHits(score, row)
+            hits.add(score, row.kind)
+        return found
 
     def best_per_entry(self, vector: np.ndarray, k: int = 64) -> dict[str, tuple[float, Row]]:
         """For one query: each entry among the top-k hits with its best score and row."""

@@ -561,8 +561,9 @@ class KnowledgeBase:
         KnowledgeBaseError and the old file stays.
         """
         with self._locked():
+            current = self._fresh(entry.id)
             if check is not None:
-                check(self.entries.get(entry.id))
+                check(current)
             path = self.path_of(entry.id)
             rel = self.display(path)
             if create and path.exists():
@@ -611,6 +612,25 @@ class KnowledgeBase:
             self._swap({**self.entries, entry.id: saved})
             return saved
 
+    def _fresh(self, entry_id: str) -> Entry | None:
+        """The entry as its file holds it now, put in memory too; called under the writer
+        lock. Another process sharing kb/ may have written the file since this one last
+        read it, so a version check against memory alone could let a stale edit through.
+        A file that does not parse is left to the write (memory's version is returned)."""
+        path = self.path_of(entry_id)
+        if not path.exists():
+            if entry_id in self.entries:
+                self._swap(_without(self.entries, entry_id))
+            return None
+        rel = self.display(path)
+        try:
+            entry = parse_entry(self._read_doc(path, rel)[0], rel, entry_id)[0]
+        except KnowledgeBaseError:
+            return self.entries.get(entry_id)
+        if self.entries.get(entry_id) != entry:
+            self._swap({**self.entries, entry_id: entry})
+        return entry
+
     def reload_entry(self, entry_id: str) -> Entry | None:
         """Re-read one file after an outside change; None when it was deleted."""
         with self._locked():
@@ -635,8 +655,9 @@ class KnowledgeBase:
         `check` as in save_entry.
         """
         with self._locked():
+            current = self._fresh(entry_id)
             if check is not None:
-                check(self.entries.get(entry_id))
+                check(current)
             path = self.path_of(entry_id)
             if not path.exists() and entry_id not in self.entries:
                 raise EntryNotFound(entry_id)

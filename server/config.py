@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         None, description="Signs session cookies (32+ characters); generated into data_dir "
         "when unset."
     )
+    redis_url: str | None = Field(
+        None, description="Redis (redis://host:6379/0) shared by several web processes and "
+        "the demo workers: the KB change feed, rate limits and login throttle, the Celery "
+        "broker and the runs' event streams (ASKTA_EXECUTOR=celery). Unset: one process, "
+        "in memory.",
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="Web processes `askta serve` starts (uvicorn workers); "
+        "more than one needs PostgreSQL (database_url).",
+    )
     chat_rate_limit: str = "30/minute"
     demo_rate_limit: str = "6/minute"
     feedback_rate_limit: str = Field(
@@ -105,10 +115,6 @@ class Settings(BaseSettings):
         "local", description="Where demo runs execute: 'local', this process's warm sandbox "
         "pool (nothing else to start); 'celery', worker machines (`askta worker`) through "
         "Redis (ASKTA_REDIS_URL).",
-    )
-    redis_url: str | None = Field(
-        None, description="Redis, e.g. redis://127.0.0.1:6379/0: the Celery broker and the "
-        "runs' event streams (ASKTA_EXECUTOR=celery), shared rate limits.",
     )
     runs_queue_max: int = Field(
         32, ge=1, description="ASKTA_EXECUTOR=celery: runs waiting in a device's queue before "

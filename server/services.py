@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from indexer.embedders import Embedder
-from indexer.kb import KnowledgeBase
+from indexer.kb import KnowledgeBase, folder_lock
 from indexer.search import Searcher
 from server.accounts import Accounts
+from server.changefeed import ChangeFeed, KbFollower, open_change_feed
 from server.config import Settings
 from server.history import History, HistoryError, KbHistory
 from server.retrieval import open_searcher
@@ -25,6 +26,7 @@ from server.sandbox import SandboxRunner, SandboxUnavailable
 from server.sandbox.demo_cache import CACHE_DIR_NAME, DemoCache
 from server.store import Store
 from server.web.blocking import InlineWhenAlone
+from server.web.counters import counter_storage
 from server.web.metrics import Metrics
 from server.web.ratelimit import RateLimits
 from server.web.sessions import Sessions
@@ -69,6 +71,10 @@ class Services:
     sandbox_error: str | None = None
     # kb/ as a git working copy: each staff change one commit (History() records nothing).
     history: History = field(default_factory=History)
+    # Tells the other web processes of this one's kb/ writes, and applies theirs
+    # (ChangeFeed(): none, one process).
+    change_feed: ChangeFeed = field(default_factory=ChangeFeed)
+    follower: KbFollower = field(init=False)
     demo_cache: DemoCache = field(init=False)
     review_queue: ReviewQueue = field(init=False)
     editor: EntryEditor = field(init=False)
@@ -91,8 +97,10 @@ class Services:
         self.editor = EntryEditor(self.kb, self.searcher, self.store, history=self.history)
         self.accounts = Accounts(self.store)
         self.sessions = Sessions(s)
-        self.rate_limits = RateLimits.from_settings(s)
-        self.login_throttle = LoginThrottle.from_settings(s)
+        counters = counter_storage(s)  # memory, or Redis shared by every web process
+        self.rate_limits = RateLimits.from_settings(s, counters)
+        self.login_throttle = LoginThrottle.from_settings(s, counters)
+        self.follower = KbFollower(self.kb, self.searcher, self.change_feed)
         self.runs = build_executor(s, lambda: self.sandbox)
         self.metrics = Metrics()
         self.metrics.watch(self)
@@ -111,15 +119,20 @@ class Services:
         try:
             searcher = open_searcher(settings, kb, embedder)
             store = Store(settings.db_url)
-            store.migrate()
+            with folder_lock(settings.data_dir):  # processes sharing it migrate in turn
+                store.migrate()
         except BaseException:
             history.close()
             raise
-        svc = cls(settings=settings, kb=kb, searcher=searcher, store=store, history=history)
+        svc = cls(settings=settings, kb=kb, searcher=searcher, store=store, history=history,
+                  change_feed=open_change_feed(settings))
         # Unanswered entries are in the queue from the start, and every open item is filed
-        # (embedding, suggestions, group) before the first request reads the queue.
-        svc.review_queue.ensure_seed_items()
-        svc.review_queue.settle()
+        # (embedding, suggestions, group) before the first request reads the queue. Web
+        # processes sharing this data dir do it one at a time, so no seed item is doubled.
+        with folder_lock(settings.data_dir):
+            svc.review_queue.ensure_seed_items()
+            svc.review_queue.settle()
+        svc.follower.start()
         svc.start_sandbox()
         return svc
 
@@ -148,6 +161,7 @@ class Services:
     def close(self, grace_s: float = 0.0) -> None:
         """Wait up to `grace_s` for demo runs still going, stop the pool, then close the
         database (which first writes the questions still queued)."""
+        self.follower.close()
         self.history.close()
         self.runs.close(grace_s)
         if self.sandbox is not None:

@@ -137,7 +137,7 @@ def test_serve_command_volumes_and_healthcheck(final_stage: list[tuple[str, str]
 
 def test_compose_declares_volumes_healthchecks_and_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert {"web", "db", "worker-cpu"} <= set(services)
+    assert {"web", "db", "redis", "worker-cpu"} <= set(services)
     assert set(compose["volumes"]) == {"kb", "data", "db"}
     web, db = services["web"], services["db"]
     assert web["build"]["context"] == "."
@@ -156,6 +156,11 @@ def test_compose_declares_volumes_healthchecks_and_order(compose: dict[str, Any]
     assert worker["environment"]["ASKTA_REDIS_URL"] == web["environment"]["ASKTA_REDIS_URL"]
     assert web["environment"]["ASKTA_EXECUTOR"] == "celery"
     assert set(SECURITY_OPTS) <= set(worker["security_opt"])
+    redis = services["redis"]
+    assert web["environment"]["ASKTA_REDIS_URL"] == "redis://redis:6379/0"
+    assert web["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "ping" in " ".join(redis["healthcheck"]["test"])
+    assert re.fullmatch(r"redis:7(-bookworm)?", redis["image"])
 
 
 def test_the_docs_and_the_dockerfile_name_the_same_options() -> None:

@@ -116,10 +116,19 @@ def ask(ctx: click.Context, question: str, as_json: bool) -> None:
     is_flag=True,
     help="Instead of a file, ask each alternate question with it held out of the index.",
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="With FILE as the dev set: import benchmarks/data's pages into a copy of the KB, "
+    "ask paraphrases, near-topic questions and removed entries' questions, cross-fit the "
+    "confidence model; prints today's rule against it, on questions it was not fitted on.",
+)
+@click.option("--fit", is_flag=True, help="With --fresh: write indexer/decision.json.")
 @click.pass_context
 @handle_errors
 def evaluate_cmd(
-    ctx: click.Context, file: Path | None, as_json: bool, calibrate: bool, leave_one_out: bool
+    ctx: click.Context, file: Path | None, as_json: bool, calibrate: bool, leave_one_out: bool,
+    fresh: bool, fit: bool,
 ) -> None:
     """Score a labeled question file ({q: ..., expect: id|null} items).
 
@@ -127,6 +136,7 @@ def evaluate_cmd(
     Example:
       askta eval ../shared/data/dev_questions.yaml --calibrate
       askta eval --leave-one-out
+      askta eval ../shared/data/dev_questions.yaml --fresh
     """
     from dataclasses import asdict
 
@@ -136,6 +146,13 @@ def evaluate_cmd(
 
     if (file is None) == (not leave_one_out):
         raise click.UsageError("give a labeled question FILE, or --leave-one-out")
+    if fit and not fresh:
+        raise click.UsageError("--fit goes with --fresh")
+    if fresh:
+        from server.cli.fresh import run_fresh
+
+        run_fresh(settings_of(ctx), file, fit=fit, as_json=as_json)  # type: ignore[arg-type]
+        return
     searcher = open_searcher_for(settings_of(ctx))
     if leave_one_out:
         report = run_leave_one_out(searcher)

@@ -56,6 +56,7 @@ log = logging.getLogger("askta.history")
 SYSTEM_NAME = "askta"
 DEFAULT_EMAIL_DOMAIN = "askta.invalid"
 MAX_RETRY_DELAY_S = 30.0
+MARKER = "committing"  # data_dir/kb-history/committing-<pid>, while that process commits
 
 
 @dataclass
@@ -138,7 +139,9 @@ class KbHistory(History):
         super().__init__()
         self.kb, self.repo = kb, repo
         self.pending_dir = state_dir / "pending"
-        self._marker = state_dir / "committing"
+        # One marker per process: web processes sharing the data dir commit side by side.
+        self._state_dir = state_dir
+        self._marker = state_dir / f"{MARKER}-{os.getpid()}"
         self.email_domain = email_domain
         self.committer = Identity(SYSTEM_NAME, f"{SYSTEM_NAME}@{email_domain}")
         self._kb_dir = kb.kb_dir.resolve()
@@ -321,17 +324,26 @@ class KbHistory(History):
 
     # --- start-up --------------------------------------------------------------------------
     def _clear_own_locks(self) -> bool:
-        """Remove the git locks a commit left when the server was killed making it;
-        whether one was."""
-        try:
-            since = self._marker.stat().st_mtime
-        except FileNotFoundError:
-            return False
-        for path in self.repo.clear_locks_made_since(since):
-            log.warning("kb history: removed %s, left by a commit the server was stopped "
-                        "in the middle of", path)
-        self._marker.unlink(missing_ok=True)
-        return True
+        """Remove the git locks a commit left when a server was killed making it; whether
+        one was. The marker of a process still running (another web process on this data
+        dir, committing now) is left alone, and so are its locks."""
+        crashed = False
+        for marker in sorted(self._state_dir.glob(f"{MARKER}*")):
+            try:
+                since = marker.stat().st_mtime
+                owner = marker.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                continue  # its commit just ended
+            # `committing` alone was written before markers were per process: a crash's.
+            if marker.name != MARKER and (_running_elsewhere(owner)
+                                          or (not owner and time.time() - since < 5)):
+                continue  # committing now (or just writing its marker)
+            for path in self.repo.clear_locks_made_since(since):
+                log.warning("kb history: removed %s, left by a commit the server was stopped "
+                            "in the middle of", path)
+            marker.unlink(missing_ok=True)
+            crashed = True
+        return crashed
 
     def _recover(self, created: bool) -> None:
         records = self._load_pending()
@@ -413,6 +425,19 @@ class KbHistory(History):
         """Changes recorded but not committed yet."""
         with self._cond:
             return len(self._queue)
+
+
+def _running_elsewhere(pid: str) -> bool:
+    """Whether `pid` (a marker's content) is a process of this machine other than this one."""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def file_name(entry_id: str) -> str:

@@ -180,6 +180,24 @@ class ReviewQueue:
                                            embedding=vector.tobytes(), entry_id=entry_id,
                                            attachment=attachment)
 
+    def confirm_near_miss(self, review_id: str, entry_id: str) -> None:
+        """A student said the near miss they were offered answers their question: the entry
+        becomes the item's first suggestion, marked confirmed, one click for a TA to link.
+
+        ReviewItemNotFound, ItemClosed, EntryNotFound, or ReviewError for an entry that
+        is not a published answer.
+        """
+        item = self._open(review_id)
+        target = self.kb.get(entry_id)
+        if not target.answerable:
+            raise ReviewError(f"{entry_id} is not a published answer.")
+        previous: dict[str, Any] = next(
+            (s for s in item.suggestions or [] if s.get("id") == entry_id), {})
+        suggestion = {"id": entry_id, "question": target.question,
+                      "score": previous.get("score", 0.0), "confirmed": True}
+        if not self.store.confirm_suggestion(review_id, suggestion):
+            self._open(review_id)  # closed meanwhile: say by whom
+
     def ensure_seed_items(self) -> int:
         """Open a "seed" review item, with its embedding, for each unanswered entry that
         never had one; return how many."""
@@ -429,11 +447,16 @@ def _vector(raw: bytes | None, dim: int) -> np.ndarray | None:
 
 
 def _merge_suggestions(items: list[ReviewItem]) -> list[dict[str, Any]]:
-    """Each suggested entry once, with its best score over the group, best first."""
+    """Each suggested entry once, with its best score over the group: the ones a student
+    confirmed ("Yes, that's it") first, then best first."""
     best: dict[str, dict[str, Any]] = {}
     for item in items:
         for s in item.suggestions or []:
             sid = s.get("id")
             if sid and (sid not in best or s.get("score", 0) > best[sid].get("score", 0)):
-                best[sid] = dict(s)
-    return sorted(best.values(), key=lambda s: -float(s.get("score", 0)))[:MAX_SUGGESTIONS]
+                best[sid] = {**dict(s), "confirmed": bool(s.get("confirmed"))
+                             or bool(best.get(sid, {}).get("confirmed"))}
+            elif sid and s.get("confirmed"):
+                best[sid]["confirmed"] = True
+    return sorted(best.values(), key=lambda s: (not s.get("confirmed"),
+                                                -float(s.get("score", 0))))[:MAX_SUGGESTIONS]

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -23,6 +23,7 @@ from server.store.write_behind import WriteBehind
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+MIGRATION_LOCK = 0x61736B7461  # "askta": the advisory lock migrations take on PostgreSQL
 
 
 class StoreBase:
@@ -42,10 +43,16 @@ class StoreBase:
         self._behind = WriteBehind(self._write_queued)
 
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade the schema (Alembic) to `revision`; creates the tables on a new database."""
+        """Upgrade the schema (Alembic) to `revision`; creates the tables on a new database.
+
+        On PostgreSQL, under an advisory lock held until the transaction ends: web
+        processes starting together (`askta serve --workers N`, several machines) migrate
+        one after another, and the later ones find the schema up to date."""
         from alembic import command
 
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             command.upgrade(alembic_config(conn), revision)
 
     def close(self) -> None:

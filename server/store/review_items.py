@@ -93,6 +93,20 @@ class ReviewItems(StoreBase):
                 values = {k: json_safe(v) if k == "suggestions" else v for k, v in values.items()}
                 s.execute(update(ReviewItem).where(ReviewItem.id == review_id).values(**values))
 
+    def confirm_suggestion(self, review_id: str, suggestion: dict[str, Any]) -> bool:
+        """Put an entry the student confirmed first among an open item's suggestions and make
+        it the item's entry. False if the item is no longer open; ReviewItemNotFound if none."""
+        with self.writing() as s:
+            item = s.get(ReviewItem, review_id)
+            if item is None:
+                raise ReviewItemNotFound(review_id)
+            if item.status != "open":
+                return False
+            others = [x for x in item.suggestions or [] if x.get("id") != suggestion.get("id")]
+            item.suggestions = json_safe([suggestion, *others])
+            item.entry_id = suggestion.get("id")
+            return True
+
     def resolve(self, review_ids: Sequence[str], *, status: str, by: str,
                 resolution: dict[str, Any], action: str | None = None) -> list[str]:
         """Close open items with a status and who did it, audited in the same transaction.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,20 @@ def last_run(services: Services, entry: Entry, device: str) -> dict[str, Any] | 
         if result is not None:
             return result
     return None
+
+
+_FENCE = re.compile(r"```.*?(```|$)", re.S)
+_MARKUP = re.compile(r"[*_`#>|]+|\$+|!?\[([^\]]*)\]\([^)]*\)")
+
+
+def excerpt(markdown: str, limit: int = 220) -> str:
+    """The start of an answer as plain text, cut at a word, with an ellipsis if cut."""
+    text = _FENCE.sub(" ", markdown)
+    text = _MARKUP.sub(lambda m: m.group(1) or "", text)
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
 
 
 def demo_params(entry: Entry, path: Path) -> list[DemoParam]:

@@ -1,28 +1,42 @@
 """Per-client rate limits on chat questions, demo runs and feedback.
 
-A sliding-window log: a client may make N requests in any window of the
-configured length (`ASKTA_CHAT_RATE_LIMIT`, `ASKTA_DEMO_RATE_LIMIT`,
+A sliding window: a client may make N requests in any window of the configured
+length (`ASKTA_CHAT_RATE_LIMIT`, `ASKTA_DEMO_RATE_LIMIT`,
 `ASKTA_FEEDBACK_RATE_LIMIT`, like "30/minute"; "off" disables). The limiters
 are built once per app, in Services.start, so every app (and every test) has
-its own.
+its own. With one web process they count in its memory (`SlidingWindowLimiter`);
+with ASKTA_REDIS_URL every process counts in Redis through the `limits` library
+(`SharedLimiter`), so a client is limited the same whichever process answers it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from fastapi import Depends, Request
+from limits import RateLimitItem, parse
+from limits.storage import Storage
+from limits.strategies import MovingWindowRateLimiter
 
 from server.config import Settings, parse_rate
 from server.web.clients import client_id
+from server.web.counters import counter_storage, shared
 from server.web.errors import RateLimited
 
 Kind = Literal["chat", "demo", "feedback"]
+log = logging.getLogger("askta")
+
+
+class Limiter(Protocol):
+    """What a route's rate limit needs: count a hit, or say how long to wait."""
+
+    def hit(self, key: str) -> float | None: ...
 
 
 class SlidingWindowLimiter:
@@ -56,25 +70,62 @@ class SlidingWindowLimiter:
             del self._hits[key]
 
 
+class SharedLimiter:
+    """At most `rate` hits per window for each key, counted in a `limits` storage that
+    every web process shares (Redis): a moving window, like SlidingWindowLimiter.
+
+    When the storage cannot be reached the request is let through (and the error
+    logged): a rate limit protects the server, and losing Redis must not stop answers.
+    """
+
+    def __init__(self, rate: str, storage: Storage, namespace: str = "askta-rate"):
+        self.item: RateLimitItem = parse(rate)
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.namespace = namespace
+        self.error: str | None = None
+
+    def hit(self, key: str) -> float | None:
+        """Record a hit for `key`; None when allowed, else the seconds until one is."""
+        try:
+            if self.limiter.hit(self.item, self.namespace, key):
+                self.error = None
+                return None
+            reset = self.limiter.get_window_stats(self.item, self.namespace, key).reset_time
+        except Exception as e:  # the storage is down: fail open, say so once
+            if self.error is None:
+                log.error("rate limits: cannot reach the shared counters (%s: %s); requests "
+                          "are not limited until they answer again", type(e).__name__, e)
+            self.error = f"{type(e).__name__}: {e}"
+            return None
+        return max(reset - time.time(), 0.001)
+
+
 @dataclass
 class RateLimits:
     """The app's limiters, one per kind of request (None: that kind is not limited)."""
 
-    chat: SlidingWindowLimiter | None
-    demo: SlidingWindowLimiter | None
-    feedback: SlidingWindowLimiter | None = None
+    chat: Limiter | None
+    demo: Limiter | None
+    feedback: Limiter | None = None
+    shared: bool = False  # counted in Redis, together with the other web processes
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimits:
-        def limiter(rate: str) -> SlidingWindowLimiter | None:
+    def from_settings(cls, settings: Settings, storage: Storage | None = None) -> RateLimits:
+        """In-memory limiters, or shared ones when `storage` is (see server.web.counters)."""
+        storage = storage or counter_storage(settings)
+        common = shared(storage)
+
+        def limiter(rate: str) -> Limiter | None:
             parsed = parse_rate(rate)
-            return SlidingWindowLimiter(*parsed) if parsed else None
+            if parsed is None:
+                return None
+            return SharedLimiter(rate, storage) if common else SlidingWindowLimiter(*parsed)
 
         return cls(chat=limiter(settings.chat_rate_limit),
                    demo=limiter(settings.demo_rate_limit),
-                   feedback=limiter(settings.feedback_rate_limit))
+                   feedback=limiter(settings.feedback_rate_limit), shared=common)
 
-    def of(self, kind: Kind) -> SlidingWindowLimiter | None:
+    def of(self, kind: Kind) -> Limiter | None:
         """The limiter for this kind of request."""
         return {"chat": self.chat, "demo": self.demo, "feedback": self.feedback}[kind]
 

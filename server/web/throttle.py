@@ -8,8 +8,9 @@ window many times longer, so a guesser's wait grows exponentially (a minute, the
 minutes, an hour, a day) while a TA who mistypes twice waits for nothing. Refused
 attempts are not counted, and a successful login forgets that account's attempts; an
 address's attempts are never forgotten early (a guesser with one valid account must not
-reset them). The counters live in the `limits` in-memory storage, one per app; the same
-limiter takes a Redis storage when several processes must share them.
+reset them). The counters live in a `limits` storage (server/web/counters.py): memory,
+one per app, or Redis (ASKTA_REDIS_URL), shared by every web process. When Redis cannot
+be reached, logins are refused with 503 (ThrottleUnavailable) rather than unthrottled.
 
 Hashing (argon2 takes ~50 ms of several cores) runs in at most `login_hash_concurrency`
 threads; a login that cannot get a slot within `login_hash_wait_s` is refused with 503,
@@ -26,11 +27,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 
 from server.config import Settings
+from server.web.counters import counter_storage
 
 T = TypeVar("T")
 
@@ -45,30 +47,42 @@ class HashingBusy(Exception):
     """Every hashing slot stayed taken for the whole wait."""
 
 
+class ThrottleUnavailable(Exception):
+    """The shared attempt counters (Redis) cannot be reached: no login is checked."""
+
+
 class LoginThrottle:
     """The per-account and per-address attempt limits and the hashing slots of one app."""
 
     def __init__(self, account_limits: list[RateLimitItem], address_limits: list[RateLimitItem],
                  hash_slots: int, hash_wait_s: float,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, storage: Storage | None = None):
         self.account_limits, self.address_limits = account_limits, address_limits
         self.hash_slots, self.hash_wait_s, self.clock = max(1, hash_slots), hash_wait_s, clock
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = MovingWindowRateLimiter(storage or MemoryStorage())
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(self.hash_slots)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LoginThrottle:
+    def from_settings(cls, settings: Settings, storage: Storage | None = None) -> LoginThrottle:
         return cls(parse_limits(settings.login_rate_limit),
                    parse_limits(settings.login_ip_rate_limit),
-                   settings.login_hash_concurrency, settings.login_hash_wait_s)
+                   settings.login_hash_concurrency, settings.login_hash_wait_s,
+                   storage=storage or counter_storage(settings))
 
     # --- attempts --------------------------------------------------------------------
     def attempt(self, account: str, address: str) -> float | None:
         """Count a login attempt; None when allowed, else the seconds until one is.
 
         Call it before the password is hashed. Nothing is counted for a refused attempt.
+        ThrottleUnavailable when the shared counters cannot be reached.
         """
+        try:
+            return self._attempt(account, address)
+        except Exception as e:  # Redis down: refuse, never let guesses through unthrottled
+            raise ThrottleUnavailable(f"{type(e).__name__}: {e}") from e
+
+    def _attempt(self, account: str, address: str) -> float | None:
         checks = self._checks(account, address)
         waits = []
         for limit, key in checks:
@@ -84,8 +98,11 @@ class LoginThrottle:
     def succeeded(self, account: str) -> None:
         """The account's owner logged in: forget its failed attempts."""
         key = _account_key(account)
-        for limit in self.account_limits:
-            self.limiter.clear(limit, *key)
+        try:
+            for limit in self.account_limits:
+                self.limiter.clear(limit, *key)
+        except Exception:  # Redis down: the count stays, the login itself succeeded
+            pass
 
     def _checks(self, account: str, address: str) -> list[tuple[RateLimitItem, tuple[str, str]]]:
         account_key, address_key = _account_key(account), ("login-address", address)

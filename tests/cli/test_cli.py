@@ -119,6 +119,37 @@ def test_serve_still_needs_the_kb_folder(run, tmp_path: Path,  # type: ignore[no
     assert result.exit_code == 3 and "is not a folder" in result.output
 
 
+def test_serve_with_workers_needs_postgresql(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """SQLite takes one writer at a time: several web processes are refused with what to
+    do; on PostgreSQL uvicorn gets the workers, warned that without Redis rate limits
+    count per process."""
+    monkeypatch.setenv("ASKTA_SECRET_KEY", "test-secret-key-of-at-least-32-characters")
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.append(kw))
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
+    assert result.exit_code == 2 and not started
+    assert "--workers 2 needs PostgreSQL" in result.output
+    assert "ASKTA_DATABASE_URL=postgresql+psycopg://" in result.output
+    assert "--reload runs one process" in CliRunner().invoke(
+        cli, ["serve", "--workers", "2", "--reload"]).output
+
+    def serve(*args: str):  # type: ignore[no-untyped-def]
+        umask = os.umask(0o022)
+        try:
+            return run("serve", *args)
+        finally:
+            os.umask(umask)  # serve narrows the process umask: give the tests theirs back
+
+    monkeypatch.setenv("ASKTA_DATABASE_URL", "postgresql+psycopg://askta@db.invalid/askta")
+    result = serve("--workers", "3")
+    assert result.exit_code == 0 and started[0]["workers"] == 3
+    assert "each web process counts rate limits and login attempts on its own" in result.output
+    monkeypatch.setenv("ASKTA_REDIS_URL", "redis://127.0.0.1:6379/0")
+    result = serve("--workers", "3")
+    assert result.exit_code == 0 and "counts rate limits" not in result.output
+    assert serve("--port", "1").exit_code == 0 and started[-1]["workers"] is None
+
+
 def test_check_demos_without_a_sandbox_says_why(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ASKTA_SANDBOX_BWRAP", "/nonexistent/bwrap")
     result = run("check", "--demos")

@@ -455,6 +455,30 @@ def test_a_lock_older_than_the_killed_commit_is_left_to_its_owner(settings: Sett
         services.close()
 
 
+def test_the_locks_of_another_running_process_are_left_alone(settings: Settings) -> None:
+    """Web processes share the data dir: one starting while another commits must not take
+    that commit's git locks (or its marker) for a crash's."""
+    services = start(settings)
+    services.close()
+    lock = settings.kb_dir / ".git" / "refs" / "heads" / "main.lock"
+    other = subprocess.Popen(["sleep", "60"])  # a process that is running: the committer
+    try:
+        marker = settings.data_dir / "kb-history" / f"committing-{other.pid}"
+        marker.write_text(f"{other.pid}\n")
+        lock.write_bytes(b"")
+        services = start(settings)
+        services.close()
+        assert lock.exists() and marker.exists()
+        other.kill()
+        other.wait()
+        services = start(settings)  # now its owner is gone: a crash's leftovers, removed
+        services.close()
+        assert not lock.exists() and not marker.exists()
+    finally:
+        other.kill()
+        lock.unlink(missing_ok=True)
+
+
 # --- the history page --------------------------------------------------------------------
 @pytest.fixture
 def instructor(client: TestClient, services: Services) -> str:

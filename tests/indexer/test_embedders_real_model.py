@@ -63,6 +63,27 @@ def test_dev_set_targets(searcher: Searcher) -> None:
     assert report.answered_precision >= 0.97
 
 
+def test_the_shipped_confidence_orders_the_closest_answers(
+    real_embedder: SentenceTransformerEmbedder, searcher: Searcher
+) -> None:
+    from indexer.decision import DecisionModel
+
+    decision = DecisionModel.for_embedder(real_embedder.name)
+    assert decision is not None, "indexer/decision.json was fitted for another model"
+    searcher.decision = decision
+    try:
+        answered = searcher.search("why do we need relu")
+        loose = searcher.search("how does batch normalization work")  # minibatch-noise
+    finally:
+        searcher.decision = None
+    assert answered.answered and answered.entry is not None
+    assert answered.confidence is not None and loose.confidence is not None
+    assert answered.confidence > 0.3 > loose.confidence
+    confidences = [h.confidence for h in loose.hits]
+    assert confidences and all(c is not None for c in confidences)
+    assert confidences == sorted(confidences, reverse=True)  # type: ignore[type-var]
+
+
 def test_overlaps_of_the_bundled_kb(searcher: Searcher) -> None:
     from indexer.overlaps import searcher_overlaps
 

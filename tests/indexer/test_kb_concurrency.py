@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from indexer.embedders import HashingEmbedder
 from indexer.kb import EntryNotFound, KnowledgeBase, entry_hash, parse_entry
+from indexer.schema import Entry
 from indexer.search import Searcher, _indexed
 from server.config import Settings
 from server.review.stats import collect_stats
@@ -204,3 +205,40 @@ def test_upsert_indexes_the_kb_version_of_the_entry(tmp_path: Path) -> None:
     kb.delete_entry("relu")
     s.upsert(new)  # late: the entry was deleted meanwhile
     assert "relu" not in s.index.entry_ids and s.search("zyzzyva").top_id != "relu"
+
+
+# --- two processes on one kb/ ------------------------------------------------------------
+def test_a_stale_version_check_fails_against_another_process_write(tmp_path: Path) -> None:
+    """Two KnowledgeBase objects on one folder, as two web processes that have not heard
+    of each other's writes: the version check reads the file under the folder lock, so
+    the second writer, whose memory is stale, gets the conflict and nothing is lost."""
+    first, second = small_kb(tmp_path), KnowledgeBase.load(tmp_path / "kb")
+    read = second.get("relu")  # both processes read this version
+
+    def still(expected: Entry) -> Callable[[Entry | None], None]:
+        def check(current: Entry | None) -> None:
+            if current != expected:
+                raise Stale(current)
+        return check
+
+    first.save_entry(read.model_copy(update={"answer": "First writer's answer.\n"}),
+                     check=still(read))
+    assert second.get("relu") == read  # second has not heard of it
+    with pytest.raises(Stale) as conflict:
+        second.save_entry(read.model_copy(update={"tags": ["second-writer"]}),
+                          check=still(read))
+    assert conflict.value.current is not None
+    assert conflict.value.current.answer == "First writer's answer.\n"
+    assert second.get("relu").answer == "First writer's answer.\n"  # refreshed meanwhile
+    merged = conflict.value.current.model_copy(update={"tags": ["second-writer"]})
+    second.save_entry(merged, check=still(conflict.value.current))
+    on_disk = KnowledgeBase.load(tmp_path / "kb").get("relu")
+    assert on_disk.answer == "First writer's answer.\n" and on_disk.tags == ["second-writer"]
+    first.delete_entry("relu", check=still(on_disk))
+    with pytest.raises(Stale):  # deleted by the other process: the check sees None
+        second.delete_entry("relu", check=still(on_disk))
+
+
+class Stale(Exception):
+    def __init__(self, current: Entry | None):
+        self.current = current

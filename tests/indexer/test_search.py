@@ -190,3 +190,37 @@ def test_query_tokens_match_the_index_tokenizer() -> None:
         expected = bm25s.tokenize([text], stopwords="en", show_progress=False,
                                   return_ids=False)[0]
         assert query_tokens(text) == expected, text
+
+
+def with_model(s: Searcher, *, decides: bool, answer_at: float = 0.5,
+               near_at: float = 0.0) -> Searcher:
+    """The searcher with a confidence model whose probability grows with the fused score."""
+    from indexer.decision import FEATURES, DecisionModel
+
+    n = len(FEATURES)
+    weights = [0.0] * n
+    weights[FEATURES.index("score")] = 8.0
+    s.decision = DecisionModel(s.embedder.name, [0.6] + [0.0] * (n - 1), [1.0] * n, weights,
+                               0.0, answer_at, near_at, decides=decides)
+    return s
+
+
+def test_a_confidence_model_orders_and_offers_the_near_miss(tmp_path: Path) -> None:
+    s = with_model(searcher(tmp_path), decides=False, near_at=0.0)
+    result = s.search("relu calendar due")
+    assert not result.answered  # two entries too close to call: the rule still decides
+    confidences = [h.confidence for h in result.hits]
+    assert all(c is not None for c in confidences)
+    assert confidences == sorted(confidences, reverse=True)  # type: ignore[type-var]
+    assert result.near_miss is not None and result.near_miss.entry_id == result.hits[0].entry_id
+    assert s.search("Why do we need ReLU nonlinearities?").near_miss is None  # answered
+
+
+def test_a_deciding_model_answers_by_its_probability(tmp_path: Path) -> None:
+    s = with_model(searcher(tmp_path), decides=True, answer_at=0.999999)
+    result = s.search("Why do we need ReLU nonlinearities?")
+    assert not result.answered and "confidence" in result.reason  # its cut is out of reach
+    s = with_model(s, decides=True, answer_at=0.5)
+    result = s.search("Why do we need ReLU nonlinearities?")
+    assert result.answered and result.entry is not None and result.entry.id == "relu"
+    assert result.confidence is not None and result.confidence >= 0.5

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from server.store import (
     REVIEW_REASONS,
@@ -20,25 +18,10 @@ from server.store import (
     StoreError,
     UnknownUser,
 )
+from tests.postgres import POSTGRES_URL, fresh_postgres_url
 from tests.store.readback import audit_log, questions, schema_revision
 
-POSTGRES_URL = os.environ.get("ASKTA_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
-
-
-def _fresh_postgres_url() -> Iterator[str]:
-    """A new, empty database on the test server, dropped afterwards."""
-    name = f"askta_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _, _ = POSTGRES_URL.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -47,7 +30,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'askta.db'}"
     else:
-        yield from _fresh_postgres_url()
+        with fresh_postgres_url() as url:
+            yield url
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ def test_ready_without_the_sandbox(client: TestClient) -> None:
     body = r.json()
     assert body["status"] == "ready"
     checks = body["checks"]
-    assert set(checks) == {"model", "index", "database", "sandbox", "kb"}
+    assert set(checks) == {"model", "index", "database", "sandbox", "kb", "change_feed"}
+    feed = checks["change_feed"]  # one process: no feed, nothing to hear, ok
+    assert feed["ok"] is True and feed["backend"] == "off" and feed["required"] is False
     assert checks["model"]["ok"] is True and checks["model"]["name"].startswith("hashing")
     assert checks["model"]["dimension"] == 256
     assert checks["index"]["ok"] is True and checks["index"]["vectors"] > 17

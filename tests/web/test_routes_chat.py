@@ -36,7 +36,8 @@ def test_unanswered_question_goes_to_the_queue(client: TestClient, services: Ser
     assert r.status_code == 200
     assert body["answered"] is False and body["entry"] is None
     assert isinstance(body["review_id"], str) and body["review_id"]
-    assert set(body) == {"answered", "entry", "score", "suggestions", "review_id"}
+    assert set(body) == {"answered", "entry", "score", "suggestions", "review_id", "near_miss"}
+    assert body["near_miss"] is None  # nothing close
 
 
 def test_unanswered_entry_is_not_served(client: TestClient) -> None:

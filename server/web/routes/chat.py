@@ -7,13 +7,21 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from server.review.queue import ItemClosed
 from server.services import Services
-from server.store import QuestionNotStored
+from server.store import QuestionNotStored, ReviewItemNotFound
 from server.web.deps import ClientDep, ServicesDep
-from server.web.errors import BODY_ERRORS, ServiceUnavailable, error_responses
+from server.web.errors import (
+    BODY_ERRORS,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    error_responses,
+)
 from server.web.messages import check_message
-from server.web.presenters import entry_to_json
+from server.web.presenters import entry_to_json, excerpt, published_entry
 from server.web.ratelimit import check_rate
 
 router = APIRouter(prefix="/api", tags=["chat"])
@@ -31,12 +39,37 @@ class Suggestion(BaseModel):
     score: float
 
 
+class NearMiss(BaseModel):
+    """An entry close to the question but under the bar: "This may answer it"."""
+
+    id: str
+    question: str
+    excerpt: str = Field(description="The start of the entry's answer, as plain text.")
+
+
 class ChatResponse(BaseModel):
     answered: bool
     entry: dict | None
     score: float
     suggestions: list[Suggestion]
     review_id: str | None
+    near_miss: NearMiss | None = Field(
+        None, description="With a routed question whose best entry is close: offer it, and "
+        "send the student's verdict to POST /api/chat/near-miss.")
+
+
+class NearMissVerdict(BaseModel):
+    """The student's answer to "This may answer it": yes (it does) or no."""
+
+    review_id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$",
+                           description="The review_id of the chat reply.")
+    entry_id: str = Field(min_length=1, max_length=200, description="The near miss's id.")
+    accepted: bool = Field(description="true: \"Yes, that's it\"; false: \"No\".")
+
+
+class NearMissRecorded(BaseModel):
+    recorded: bool
+    review_id: str
 
 
 @router.post("/chat", response_model=ChatResponse,
@@ -74,6 +107,7 @@ def answer(services: Services, message: str, client: str, session_id: str | None
             "embedding": result.vector.tobytes() if result.vector is not None else None,
             "entry_id": result.pending_entry,
         }
+    near = result.near_miss
     review_id = services.store.log_question(
         message,
         client=client,
@@ -91,4 +125,43 @@ def answer(services: Services, message: str, client: str, session_id: str | None
         "score": round(float(result.score), 4),
         "suggestions": suggestions,
         "review_id": review_id,
+        "near_miss": near_miss_json(near.entry_id, near.question, services)
+        if near is not None and review_id is not None else None,
     }
+
+
+def near_miss_json(entry_id: str, question: str, services: Services) -> dict | None:
+    """The near miss as the reply carries it, with the start of its answer."""
+    entry = services.kb.entries.get(entry_id)
+    if entry is None or not entry.answerable:
+        return None
+    return {"id": entry_id, "question": question, "excerpt": excerpt(entry.answer)}
+
+
+@router.post("/chat/near-miss", response_model=NearMissRecorded,
+             responses=error_responses(*BODY_ERRORS, 404, 409, 429))
+async def near_miss_verdict(body: NearMissVerdict, request: Request,
+                            services: ServicesDep) -> dict:
+    """Record the student's verdict on a near miss.
+
+    Yes puts the entry first among the queued question's suggestions, marked as
+    confirmed by the student, for a TA to link in one click (the wording becomes an
+    alternate phrasing); no leaves the question in the queue as it is. 404: no such
+    review item or published entry; 409: a TA already closed the item.
+    """
+    check_rate(request, "feedback")
+    published_entry(services, body.entry_id)
+    if body.accepted:
+        try:
+            await run_in_threadpool(services.review_queue.confirm_near_miss, body.review_id,
+                                    body.entry_id)
+        except ReviewItemNotFound as e:
+            raise NotFound(str(e)) from None
+        except ItemClosed as e:
+            raise Conflict(str(e)) from None
+    else:
+        try:
+            await run_in_threadpool(services.store.review_item, body.review_id)
+        except ReviewItemNotFound as e:
+            raise NotFound(str(e)) from None
+    return {"recorded": True, "review_id": body.review_id}

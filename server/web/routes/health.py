@@ -48,6 +48,7 @@ def healthz(services: ServicesDep) -> dict:
             "cuda": services.runs.cuda_available,
         },
         "runs": _runs(services),
+        "change_feed": _feed_state(services),
     }
 
 
@@ -70,11 +71,13 @@ def readyz(services: ServicesDep) -> JSONResponse:
     """Whether this server can answer questions now, check by check.
 
     `{"status": "ready" | "not ready", "checks": {"model", "index", "database",
-    "sandbox", "kb"}}`, each check `{"ok", "required", ...}` with a `reason` when not ok.
+    "sandbox", "kb", "change_feed"}}`, each check `{"ok", "required", ...}` with a
+    `reason` when not ok.
     200 when every required check is ok (model, index, database); 503 otherwise. The
     sandbox is reported, not required: without it questions are still answered and
     only demo runs are refused. `kb` lists the knowledge-base files the server skipped
     at start (broken ones: `askta check` says why) and stays ok: the rest is served.
+    `change_feed` says whether this process hears the other web processes' kb/ changes.
     Unlike the API's errors, a 503 here keeps this body, so a probe's log says which
     check failed.
     """
@@ -84,6 +87,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         "database": _database(services.store),
         "sandbox": _sandbox(services),
         "kb": _kb(services),
+        "change_feed": _change_feed(services),
     }
     for name, check in checks.items():
         check["required"] = name in REQUIRED
@@ -160,6 +164,29 @@ def _kb(services: Services) -> dict[str, Any]:
         check["reason"] = (f"{len(skipped)} file(s) of the knowledge base are broken and were "
                            "skipped: run `askta check` to see why")
     return check
+
+
+def _change_feed(services: Services) -> dict[str, Any]:
+    """Whether this process hears the other web processes' kb/ changes (reported, not
+    required: while it is down this process answers from what it knows, and catches up
+    when it reconnects). Without a feed (one process) there is nothing to hear."""
+    feed = services.change_feed
+    state = _feed_state(services)
+    ok = feed.backend == "off" or feed.connected
+    check: dict[str, Any] = {"ok": ok, **state}
+    if not ok:
+        check["reason"] = public_reason(
+            f"not connected to {feed.backend}: changes made through other web processes "
+            f"reach this one when it reconnects ({feed.error or 'connecting'})")
+    return check
+
+
+def _feed_state(services: Services) -> dict[str, Any]:
+    """The change feed's state, its error without paths."""
+    state = services.change_feed.state()
+    if "error" in state:
+        state["error"] = public_reason(state["error"])
+    return state
 
 
 def _sandbox(services: Services) -> dict[str, Any]:

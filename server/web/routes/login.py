@@ -18,7 +18,7 @@ from server.web.clients import client_id
 from server.web.deps import ServicesDep
 from server.web.errors import Forbidden
 from server.web.staff_pages import login_page, safe_next
-from server.web.throttle import HashingBusy
+from server.web.throttle import HashingBusy, ThrottleUnavailable
 
 router = APIRouter(tags=["login"])
 
@@ -39,7 +39,11 @@ async def login(request: Request, services: ServicesDep, name: str = Form(""),
         return login_page(request, next_url=next, status=403, name=name,
                           error="The form expired: please try again.")
     throttle = services.login_throttle
-    wait = throttle.attempt(name, client_id(request))
+    try:
+        wait = throttle.attempt(name, client_id(request))
+    except ThrottleUnavailable:
+        return _refused(request, next, name, 503, 5,
+                        "Logins cannot be checked right now: try again in a moment.")
     if wait is not None:
         return _refused(request, next, name, 429, int(wait),
                         f"Too many login attempts: try again in {_duration(wait)}.")

@@ -63,7 +63,9 @@
     var reply = item.reply;
     if (!reply.answered || !reply.entry) {
       var un = clone("tpl-unanswered");
-      fillSuggestions(un, reply.suggestions, null);
+      var near = reply.near_miss;
+      if (near) setupNearMiss(un, item);
+      fillSuggestions(un, reply.suggestions, near ? near.id : null);
       return un;
     }
     var entry = reply.entry;
@@ -121,6 +123,51 @@
         }
       });
     });
+  }
+
+  // "This may answer it": the student's yes makes the entry the TAs' first suggestion for
+  // their question (one click to link it); a no leaves the question queued as it is.
+  function setupNearMiss(node, item) {
+    var near = item.reply.near_miss;
+    var box = node.querySelector(".near-miss");
+    var link = box.querySelector(".near-miss-link");
+    link.href = entryHref(near.id);
+    link.textContent = near.question;
+    box.querySelector(".near-miss-excerpt").textContent = near.excerpt;
+    var status = box.querySelector(".near-miss-status");
+    var buttons = box.querySelectorAll(".near-miss-actions button");
+    function settled(accepted) {
+      buttons.forEach(function (x) {
+        x.setAttribute("aria-pressed", String(x.getAttribute("data-accepted") === String(accepted)));
+      });
+      status.textContent = nearMissThanks(accepted);
+    }
+    if (item.nearMiss !== undefined) settled(item.nearMiss);
+    buttons.forEach(function (b) {
+      b.addEventListener("click", async function () {
+        var accepted = b.getAttribute("data-accepted") === "true";
+        if (item.nearMiss === accepted) return;
+        buttons.forEach(function (x) { x.disabled = true; });
+        status.textContent = "Sending…";
+        var res = await askta.postJSON("/api/chat/near-miss", {
+          review_id: item.reply.review_id, entry_id: near.id, accepted: accepted,
+        });
+        buttons.forEach(function (x) { x.disabled = false; });
+        if (res.ok) {
+          item.nearMiss = accepted;
+          save(HISTORY_KEY, history);
+          settled(accepted);
+        } else {
+          status.textContent = askta.errorMessage(res);
+        }
+      });
+    });
+    box.hidden = false;
+  }
+
+  function nearMissThanks(accepted) {
+    return accepted ? "Thanks! The TAs will add your wording to that answer, so it is found next time."
+      : "Thanks. Your question stays with the TAs.";
   }
 
   function feedbackThanks(helpful) {

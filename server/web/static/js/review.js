@@ -170,6 +170,7 @@
       group.suggestions.forEach(function (s) {
         var item = el("li");
         item.appendChild(el("a", { href: "/entries/" + encodeURIComponent(s.id), target: "_blank" }, s.question));
+        if (s.confirmed) item.appendChild(el("span", { class: "reason reason-confirmed" }, " a student said this answers it "));
         // scores include a word-match bonus and can pass 1: shown as a share of a perfect match
         var match = Math.round(Math.min(1, Math.max(0, Number(s.score))) * 100);
         item.appendChild(el("span", { class: "muted", title: "similarity score " + Number(s.score).toFixed(2) },
