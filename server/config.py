@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
     chat_rate_limit: str = "30/minute"
     demo_rate_limit: str = "6/minute"
+    edit_rate_limit: str = Field(
+        "4/minute", description="Runs of a student's edited code per client, on top of the "
+        "demo limit ('off' disables).")
+    runs_in_flight_per_client: int = Field(
+        2, ge=1, description="Demo runs one client may have queued or running at once, per "
+        "web process; more get 429.")
     feedback_rate_limit: str = Field(
         "30/minute", description="Helpful / not helpful verdicts per client ('off' disables)."
     )
@@ -193,7 +199,8 @@ class Settings(BaseSettings):
         False, description="Send the login cookie over HTTPS only (set behind a TLS proxy)."
     )
 
-    @field_validator("chat_rate_limit", "demo_rate_limit", "feedback_rate_limit")
+    @field_validator("chat_rate_limit", "demo_rate_limit", "feedback_rate_limit",
+                     "edit_rate_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
         if v.strip().lower() == "off" or RATE_RE.match(v):

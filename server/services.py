@@ -20,7 +20,7 @@ from server.history import History, HistoryError, KbHistory
 from server.retrieval import open_searcher
 from server.review.authoring import EntryEditor
 from server.review.queue import ReviewQueue
-from server.runs import Executor
+from server.runs import Executor, InFlight
 from server.runs.local import LocalExecutor
 from server.sandbox import SandboxRunner, SandboxUnavailable
 from server.sandbox.demo_cache import CACHE_DIR_NAME, DemoCache
@@ -84,6 +84,8 @@ class Services:
     login_throttle: LoginThrottle = field(init=False)
     # Where demo runs execute: the local pool above, or Celery workers (ASKTA_EXECUTOR).
     runs: Executor = field(init=False)
+    # Runs each client has going at once (ASKTA_RUNS_IN_FLIGHT_PER_CLIENT).
+    runs_in_flight: InFlight = field(init=False)
     # The app's own Prometheus registry and metrics (GET /metrics).
     metrics: Metrics = field(init=False)
     # Runs chat questions: on the event loop when alone, together in threads in a burst.
@@ -102,6 +104,7 @@ class Services:
         self.login_throttle = LoginThrottle.from_settings(s, counters)
         self.follower = KbFollower(self.kb, self.searcher, self.change_feed)
         self.runs = build_executor(s, lambda: self.sandbox)
+        self.runs_in_flight = InFlight(s.runs_in_flight_per_client)
         self.metrics = Metrics()
         self.metrics.watch(self)
 

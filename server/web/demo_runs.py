@@ -26,7 +26,13 @@ from indexer.demo_params import (
 from server.runs import Executor, OnDone, RunEvent, RunRequest, RunView
 from server.sandbox.errors import SandboxError
 from server.services import Services
-from server.web.errors import NotFound, ServiceUnavailable, Unprocessable, sandbox_refusal
+from server.web.errors import (
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    Unprocessable,
+    sandbox_refusal,
+)
 from server.web.presenters import demo_file, published_entry, sandbox_notice
 
 log = logging.getLogger("askta")
@@ -35,6 +41,8 @@ SSE_RETRY_MS = 1000
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # How long a run may take to produce its first event before a page hears it is waiting.
 FIRST_EVENT_WAIT_S = 0.3
+# A client over its runs in flight is asked to come back after this long.
+IN_FLIGHT_RETRY_S = 2.0
 # The most a student's edited demo may weigh (UTF-8).
 MAX_CODE_BYTES = 20 * 1024
 # A hint, not one of the run's events: no id (seq 0), never replayed.
@@ -139,12 +147,30 @@ def refusals() -> Iterator[None]:
 
 async def submit_demo(services: Services, entry_id: str, device: str, *,
                       params: dict[str, Any] | None = None, code: str | None = None,
-                      ) -> RunView:
+                      client: str | None = None) -> RunView:
     """Start a run of the entry's demo (or of a student's changes to it, see
-    demo_request), recorded when it ends; refusals as API errors."""
+    demo_request), recorded when it ends; refusals as API errors. With `client`, at
+    most ASKTA_RUNS_IN_FLIGHT_PER_CLIENT of its runs are queued or running at once."""
     plan = demo_request(services, entry_id, device, params=params, code=code)
-    with refusals():
-        return await executor_of(services).submit(plan.request, recorder(services, plan))
+    on_done = recorder(services, plan)
+    if client is not None:
+        in_flight = services.runs_in_flight
+        if not in_flight.take(client):
+            raise RateLimited(IN_FLIGHT_RETRY_S, f"You already have {in_flight.cap} runs "
+                              "going: wait for one to finish.")
+        record = on_done
+
+        async def on_done(run: RunView) -> None:
+            in_flight.release(client)
+            await record(run)
+
+    try:
+        with refusals():
+            return await executor_of(services).submit(plan.request, on_done)
+    except BaseException:
+        if client is not None:
+            services.runs_in_flight.release(client)
+        raise
 
 
 async def with_waiting(executor: Executor, run_id: str, events: AsyncIterator[RunEvent],

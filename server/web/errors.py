@@ -59,11 +59,11 @@ class Unprocessable(AppError):
 class RateLimited(AppError):
     status, code = 429, "rate_limited"
 
-    def __init__(self, retry_after: float):
+    def __init__(self, retry_after: float, message: str | None = None):
         seconds = max(1, int(retry_after + 0.999))
-        super().__init__(
-            f"Too many requests: try again in {seconds} s.", headers={"Retry-After": str(seconds)}
-        )
+        text = (f"{message} Try again in {seconds} s." if message
+                else f"Too many requests: try again in {seconds} s.")
+        super().__init__(text, headers={"Retry-After": str(seconds)})
 
 
 class DeviceUnavailableError(Unprocessable):

@@ -2,7 +2,8 @@
 
 A sliding window: a client may make N requests in any window of the configured
 length (`ASKTA_CHAT_RATE_LIMIT`, `ASKTA_DEMO_RATE_LIMIT`,
-`ASKTA_FEEDBACK_RATE_LIMIT`, like "30/minute"; "off" disables). The limiters
+`ASKTA_FEEDBACK_RATE_LIMIT`, `ASKTA_EDIT_RATE_LIMIT` for runs of edited code, like
+"30/minute"; "off" disables). The limiters
 are built once per app, in Services.start, so every app (and every test) has
 its own. With one web process they count in its memory (`SlidingWindowLimiter`);
 with ASKTA_REDIS_URL every process counts in Redis through the `limits` library
@@ -29,7 +30,7 @@ from server.web.clients import client_id
 from server.web.counters import counter_storage, shared
 from server.web.errors import RateLimited
 
-Kind = Literal["chat", "demo", "feedback"]
+Kind = Literal["chat", "demo", "feedback", "edit"]
 log = logging.getLogger("askta")
 
 
@@ -107,6 +108,7 @@ class RateLimits:
     chat: Limiter | None
     demo: Limiter | None
     feedback: Limiter | None = None
+    edit: Limiter | None = None  # a student's edited code, on top of `demo`
     shared: bool = False  # counted in Redis, together with the other web processes
 
     @classmethod
@@ -123,11 +125,13 @@ class RateLimits:
 
         return cls(chat=limiter(settings.chat_rate_limit),
                    demo=limiter(settings.demo_rate_limit),
-                   feedback=limiter(settings.feedback_rate_limit), shared=common)
+                   feedback=limiter(settings.feedback_rate_limit),
+                   edit=limiter(settings.edit_rate_limit), shared=common)
 
     def of(self, kind: Kind) -> Limiter | None:
         """The limiter for this kind of request."""
-        return {"chat": self.chat, "demo": self.demo, "feedback": self.feedback}[kind]
+        return {"chat": self.chat, "demo": self.demo, "feedback": self.feedback,
+                "edit": self.edit}[kind]
 
 
 def check_rate(request: Request, kind: Kind) -> None:

@@ -166,3 +166,32 @@ def test_asking_a_ta_about_an_edited_run_queues_the_question_code_and_output(
     assert attachment["status"] == "ok" and attachment["stdout"] == "step 1\nstep 2\n"
     assert tinker.post("/api/runs/nope/ask", json={"question": "x"}).status_code == 404
     assert tinker.post(f"/api/runs/{run_id}/ask", json={"question": " "}).status_code == 422
+
+
+def test_edited_code_has_its_own_lower_rate_limit(settings: Settings,
+                                                  services: Services) -> None:
+    services.sandbox = FakeRunner()  # type: ignore[assignment]
+    services.rate_limits = type(services.rate_limits).from_settings(
+        settings.model_copy(update={"edit_rate_limit": "1/minute"}))
+    with TestClient(create_app(settings, services=services)) as c:
+        run(c, code="print(1)\n")
+        r = c.post("/api/runs", json={"entry_id": ENTRY, "code": "print(2)\n"})
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+        run(c, params={"SEED": 1})  # runs of the demo itself are not held back by it
+
+
+def test_a_client_may_have_only_so_many_runs_going(settings: Settings,
+                                                   services: Services) -> None:
+    services.sandbox = FakeRunner(delay_s=1.5)  # type: ignore[assignment]
+    with TestClient(create_app(settings, services=services)) as c:
+        ids = [c.post("/api/runs", json={"entry_id": ENTRY, "device": "cpu"}).json()["id"]
+               for _ in range(2)]
+        r = c.post("/api/runs", json={"entry_id": ENTRY, "device": "cpu"})
+        assert r.status_code == 429 and "already have 2 runs going" in r.text
+        assert r.headers["Retry-After"] == "2"
+        for run_id in ids:
+            assert wait_done(c, run_id)["status"] == "ok"
+        deadline = time.monotonic() + 5
+        while services.runs_in_flight._runs and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert run(c)["status"] == "ok"

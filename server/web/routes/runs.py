@@ -22,7 +22,7 @@ from server.web.demo_runs import (
     submit_demo,
     with_waiting,
 )
-from server.web.deps import ServicesDep
+from server.web.deps import ClientDep, ServicesDep
 from server.web.errors import BODY_ERRORS, Conflict, NotFound, error_responses
 from server.web.messages import check_message
 from server.web.ratelimit import DemoRateLimit, check_rate
@@ -100,10 +100,13 @@ async def _run(executor: Executor, run_id: str) -> RunView:
 
 @router.post("/api/runs", status_code=202, response_model=RunCreated,
              responses=error_responses(*BODY_ERRORS, 404, 429, 503))
-async def create_run(body: RunCreate, services: ServicesDep, _: DemoRateLimit) -> JSONResponse:
+async def create_run(body: RunCreate, request: Request, services: ServicesDep,
+                     client: ClientDep, _: DemoRateLimit) -> JSONResponse:
     """Start a run of the entry's demo; 202 at once, with where to follow it."""
+    if body.code is not None:
+        check_rate(request, "edit")  # edited code: its own, lower limit
     run = await submit_demo(services, body.entry_id, body.device, params=body.params,
-                            code=body.code)
+                            code=body.code, client=client)
     url = _events_url(run.id)
     return JSONResponse({"id": run.id, "status": "queued", "events_url": url},
                         status_code=202, headers={"Location": f"/api/runs/{run.id}"})
