@@ -114,7 +114,7 @@ def test_numpy_scores_are_stored_as_plain_numbers(store: Store) -> None:
 
 
 def test_unknown_reason_is_refused(store: Store) -> None:
-    assert set(REVIEW_REASONS) == {"unanswered", "not_helpful", "seed"}
+    assert set(REVIEW_REASONS) == {"unanswered", "not_helpful", "seed", "demo_question"}
     with pytest.raises(ValueError, match="reason must be one of"):
         store.open_review_item(None, "x", reason="bored", suggestions=[])
 
