@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +38,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.http_load import free_port, questions, start_server, wait_ready  # noqa: E402
+from benchmarks.http_load import (  # noqa: E402
+    free_port,
+    questions,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 from server.config import Settings  # noqa: E402
 from server.sandbox import SandboxRunner  # noqa: E402
 from server.sandbox import bwrap as sandbox_bwrap  # noqa: E402
@@ -144,11 +149,7 @@ def main() -> None:
                     report["hostile"] = summary(chat_latencies(base, qs, args.seconds))
                 report["hostile_runs"] = hostile.outcomes
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_server(proc)
     finally:
         runner.close()
     report["p50_ratio"] = round(report["hostile"]["p50_ms"] / report["idle"]["p50_ms"], 2)

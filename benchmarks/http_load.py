@@ -121,6 +121,15 @@ def start_server(workdir: Path, port: int, sandbox: bool,
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the server has not stopped within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(base_url=base) as client:
@@ -379,11 +388,7 @@ def main() -> None:
             if args.demos:
                 report["demo_burst"] = uvloop.run(demo_burst(base, args.demos))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     if not bare.samples:  # concurrency 1 was not asked for: encode on its own
         bare.sample(qs, PAIRED_SLICES * ENCODES_PER_SLICE)
     encode_p50 = bare.percentile(50)
@@ -421,11 +426,7 @@ def run_mixed(args: argparse.Namespace) -> None:
             uvloop.run(load(base, qs, Tally(4), 2.0, 200))  # warm-up, not reported
             report = uvloop.run(mixed(base, qs, args.mixed, args.demo_clients))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     report["cpus"] = os.cpu_count()
     if args.json:
         print(json.dumps(report, indent=2))

@@ -250,6 +250,8 @@ def _html_block_end(lines: list[str], start: int) -> int:
 # in an answer as a quoted paragraph, never read as a question.
 _EMBED_CLASS = re.compile(r"tweet|toot|mastodon|bluesky|instagram|tiktok|reddit|embed|"
                           r"threads|linkedin|facebook", re.I)
+# Inline emphasis: the same Markdown marker opens and closes it.
+EMPHASIS = {"strong": "**", "b": "**", "em": "*", "i": "*"}
 
 
 class _HTMLBlocks(HTMLParser):
@@ -322,10 +324,8 @@ class _HTMLBlocks(HTMLParser):
             self.buf.append("`")
         elif self.kind in ("code", "heading"):
             return
-        elif tag in ("strong", "b"):
-            self.buf.append("**")
-        elif tag in ("em", "i"):
-            self.buf.append("*")
+        elif tag in EMPHASIS:
+            self.buf.append(EMPHASIS[tag])
         elif tag == "a":
             href = attributes.get("href") or ""
             if href.startswith(("http://", "https://")):
@@ -348,10 +348,8 @@ class _HTMLBlocks(HTMLParser):
             self.buf.append("`")
         elif self.kind in ("code", "heading"):
             return
-        elif tag in ("strong", "b"):
-            self.buf.append("**")
-        elif tag in ("em", "i"):
-            self.buf.append("*")
+        elif tag in EMPHASIS:
+            self.buf.append(EMPHASIS[tag])
         elif tag == "a" and self.href:
             self.buf.append(f"]({self.href})")
             self.href = None

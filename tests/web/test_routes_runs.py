@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from server.config import Settings
@@ -35,19 +33,6 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
             events.append({"id": int(fields["id"]) if "id" in fields else None,
                            "event": fields["event"], "data": json.loads(fields["data"])})
     return events
-
-
-@pytest.fixture
-def runner() -> FakeRunner:
-    return FakeRunner()
-
-
-@pytest.fixture
-def run_client(settings: Settings, services: Services, runner: FakeRunner
-               ) -> Iterator[TestClient]:
-    services.sandbox = runner  # type: ignore[assignment]
-    with TestClient(create_app(settings, services=services)) as c:
-        yield c
 
 
 def start(client: TestClient, entry_id: str = "why-nonlinearities", device: str = "cpu"

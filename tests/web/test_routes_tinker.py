@@ -6,7 +6,6 @@ given; the test marked `sandbox` runs real demos."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,31 +21,18 @@ from tests.web.test_routes_runs import wait_done
 ENTRY = "mse-vs-outliers"  # demos/mse_vs_outliers.py declares SEED, SAMPLE_SIZE, ...
 
 
-@pytest.fixture
-def runner() -> FakeRunner:
-    return FakeRunner()
-
-
-@pytest.fixture
-def tinker(settings: Settings, services: Services, runner: FakeRunner
-           ) -> Iterator[TestClient]:
-    services.sandbox = runner  # type: ignore[assignment]
-    with TestClient(create_app(settings, services=services)) as c:
-        yield c
-
-
 def run(client: TestClient, **body: Any) -> dict[str, Any]:
     r = client.post("/api/runs", json={"entry_id": ENTRY, "device": "cpu", **body})
     assert r.status_code == 202, r.text
     return wait_done(client, r.json()["id"])
 
 
-def test_params_are_written_into_a_copy_of_the_demo(tinker: TestClient, runner: FakeRunner,
+def test_params_are_written_into_a_copy_of_the_demo(run_client: TestClient, runner: FakeRunner,
                                                     services: Services) -> None:
     demo = services.kb.demo_path(services.kb.get(ENTRY))
     assert demo is not None
     source = demo.read_text()
-    assert run(tinker, params={"OUTLIER_STD": 25, "SAMPLE_SIZE": 7})["status"] == "ok"
+    assert run(run_client, params={"OUTLIER_STD": 25, "SAMPLE_SIZE": 7})["status"] == "ok"
     code = runner.calls[-1][0]
     assert "\nOUTLIER_STD = 25.0  # askta: param(" in code
     assert "\nSAMPLE_SIZE = 7  # askta: param(" in code
@@ -64,40 +50,40 @@ def test_params_are_written_into_a_copy_of_the_demo(tinker: TestClient, runner: 
     ({"os.system('x')": 1}, "this demo has no parameter"),
 ])
 def test_params_outside_the_declaration_are_422_naming_the_field(
-        tinker: TestClient, runner: FakeRunner, params: dict[str, Any], message: str) -> None:
-    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "params": params})
+        run_client: TestClient, runner: FakeRunner, params: dict[str, Any], message: str) -> None:
+    r = run_client.post("/api/runs", json={"entry_id": ENTRY, "params": params})
     assert r.status_code == 422, r.text
     assert message in r.json()["error"]["message"]
     assert runner.calls == []
 
 
 def test_edited_code_runs_instead_of_the_demo_and_may_move_its_own_params(
-        tinker: TestClient, runner: FakeRunner) -> None:
+        run_client: TestClient, runner: FakeRunner) -> None:
     code = "N = 3  # askta: param(min=1, max=9)\nprint('edited', N)\n"
-    assert run(tinker, code=code)["status"] == "ok"
+    assert run(run_client, code=code)["status"] == "ok"
     assert runner.calls[-1][0] == code
-    run(tinker, code=code, params={"N": 8})
+    run(run_client, code=code, params={"N": 8})
     assert runner.calls[-1][0].startswith("N = 8  # askta: param")
-    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "code": code, "params": {"N": 10}})
+    r = run_client.post("/api/runs", json={"entry_id": ENTRY, "code": code, "params": {"N": 10}})
     assert r.status_code == 422 and "params.N: must be between 1 and 9" in r.text
 
 
-def test_edited_code_over_20_kb_is_refused(tinker: TestClient, runner: FakeRunner) -> None:
+def test_edited_code_over_20_kb_is_refused(run_client: TestClient, runner: FakeRunner) -> None:
     big = "# " + "é" * 10_300 + "\n"  # under 20,480 characters, over 20 KB in UTF-8
-    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "code": big})
+    r = run_client.post("/api/runs", json={"entry_id": ENTRY, "code": big})
     assert r.status_code == 422 and "at most 20 KB" in r.json()["error"]["message"]
-    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "code": "x" * 30_000})
+    r = run_client.post("/api/runs", json={"entry_id": ENTRY, "code": "x" * 30_000})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid"
     assert runner.calls == []
 
 
-def test_only_the_demo_as_written_is_cached_for_the_page(tinker: TestClient,
+def test_only_the_demo_as_written_is_cached_for_the_page(run_client: TestClient,
                                                         services: Services) -> None:
-    run(tinker, params={"SEED": 5})
-    run(tinker, code="print('mine')\n")
-    assert tinker.get(f"/api/entries/{ENTRY}").json()["demo"]["last_run"] is None
-    run(tinker)
-    assert tinker.get(f"/api/entries/{ENTRY}").json()["demo"]["last_run"] is not None
+    run(run_client, params={"SEED": 5})
+    run(run_client, code="print('mine')\n")
+    assert run_client.get(f"/api/entries/{ENTRY}").json()["demo"]["last_run"] is None
+    run(run_client)
+    assert run_client.get(f"/api/entries/{ENTRY}").json()["demo"]["last_run"] is not None
 
 
 def test_stats_show_what_students_tried(settings: Settings, services: Services) -> None:
@@ -145,27 +131,27 @@ def test_a_parameter_changes_what_the_student_sees(settings: Settings,
 
 
 def test_asking_a_ta_about_an_edited_run_queues_the_question_code_and_output(
-        tinker: TestClient, services: Services) -> None:
+        run_client: TestClient, services: Services) -> None:
     code = "print('mine')\n"
-    r = tinker.post("/api/runs", json={"entry_id": ENTRY, "device": "cpu", "code": code})
+    r = run_client.post("/api/runs", json={"entry_id": ENTRY, "device": "cpu", "code": code})
     run_id = r.json()["id"]
-    wait_done(tinker, run_id)
+    wait_done(run_client, run_id)
     question = "why does my version print only one line?"
-    r = tinker.post(f"/api/runs/{run_id}/ask", json={"question": question, "code": code})
+    r = run_client.post(f"/api/runs/{run_id}/ask", json={"question": question, "code": code})
     assert r.status_code == 200, r.text
     review_id = r.json()["review_id"]
     accounts = Accounts(services.store)
     accounts.add("tess", "ta", None)
     token = accounts.issue_token("tess")
-    groups = tinker.get("/api/review", headers={"Authorization": f"Bearer {token}"}).json()
+    groups = run_client.get("/api/review", headers={"Authorization": f"Bearer {token}"}).json()
     item = next(i for g in groups["groups"] for i in g["items"] if i["id"] == review_id)
     assert (item["text"], item["reason"], item["entry_id"]) == (question, "demo_question",
                                                                 ENTRY)
     attachment = item["attachment"]
     assert attachment["code"] == code and attachment["run_id"] == run_id
     assert attachment["status"] == "ok" and attachment["stdout"] == "step 1\nstep 2\n"
-    assert tinker.post("/api/runs/nope/ask", json={"question": "x"}).status_code == 404
-    assert tinker.post(f"/api/runs/{run_id}/ask", json={"question": " "}).status_code == 422
+    assert run_client.post("/api/runs/nope/ask", json={"question": "x"}).status_code == 404
+    assert run_client.post(f"/api/runs/{run_id}/ask", json={"question": " "}).status_code == 422
 
 
 def test_edited_code_has_its_own_lower_rate_limit(settings: Settings,
