@@ -196,18 +196,6 @@ class VectorIndex:
             hits.add(score, row.kind)
         return found
 
-    def best_per_entry(self, vector: np.ndarray, k: int = 64) -> dict[str, tuple[float, Row]]:
-        """For one query: each entry among the top-k hits with its best score and row."""
-        scores, ids = self.search(vector.reshape(1, -1), k)
-        best: dict[str, tuple[float, Row]] = {}
-        for score, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True):
-            if i < 0:
-                continue
-            row = self.rows[i]
-            if row.entry_id not in best or score > best[row.entry_id][0]:
-                best[row.entry_id] = (score, row)
-        return best
-
     def vectors(self) -> tuple[list[Row], np.ndarray]:
         """A copy of every vector with its row, in the order they were added."""
         ids = sorted(self.rows)

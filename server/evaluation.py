@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -322,12 +321,6 @@ def report(asked: list[Asked], oof: list[Decided], model: DecisionModel | None) 
         out.fitted[name] = figures(sub, [(oof[i].answered, oof[i].answer, oof[i].top)
                                          for i in idx])
     return out
-
-
-def groups_by_dataset(asked: list[Asked]) -> Iterator[tuple[str, int]]:
-    """How many questions each set has (for printing)."""
-    for name in dict.fromkeys(a.dataset for a in asked):
-        yield name, sum(a.dataset == name for a in asked)
 
 
 def fit_and_report(asked: list[Asked], model_name: str, l2: float = 1.0,

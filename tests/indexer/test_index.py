@@ -51,11 +51,11 @@ def test_add_remove_search() -> None:
     )
     index.add("b", [Row("b", "question", "gamma")], emb.embed(["gamma"]))
     assert len(index) == 3
-    best = index.best_per_entry(emb.embed(["alpha"])[0])
-    assert best["a"][0] == pytest.approx(1.0, abs=1e-5)  # cosine of a unit vector with itself
-    assert best["a"][1].kind == "question"
+    best = index.hits_per_entry(emb.embed(["alpha"])[0])
+    assert best["a"].best == pytest.approx(1.0, abs=1e-5)  # cosine of a unit vector with itself
+    assert best["a"].row.kind == "question"
     index.remove("a")
-    assert len(index) == 1 and set(index.best_per_entry(emb.embed(["alpha"])[0])) == {"b"}
+    assert len(index) == 1 and set(index.hits_per_entry(emb.embed(["alpha"])[0])) == {"b"}
 
 
 def test_a_search_puts_the_threads_openmp_setting_back() -> None:
@@ -67,7 +67,7 @@ def test_a_search_puts_the_threads_openmp_setting_back() -> None:
     before = faiss.omp_get_max_threads()
     try:
         faiss.omp_set_num_threads(3)
-        index.best_per_entry(emb.embed(["alpha"])[0])
+        index.hits_per_entry(emb.embed(["alpha"])[0])
         assert faiss.omp_get_max_threads() == 3
     finally:
         faiss.omp_set_num_threads(before)
@@ -189,16 +189,16 @@ def test_large_index_is_partitioned_and_stays_incremental(tmp_path: Path) -> Non
     assert index.optimize(min_vectors=1000) and index.kind == "ivf"
     assert len(index) == 1200
     index.add("target", [Row("target", "question", "alpha")], emb.embed(["alpha"]))
-    best = index.best_per_entry(emb.embed(["alpha"])[0])
-    assert best["target"][0] == pytest.approx(1.0, abs=1e-5)
+    best = index.hits_per_entry(emb.embed(["alpha"])[0])
+    assert best["target"].best == pytest.approx(1.0, abs=1e-5)
     index.remove("target")
-    assert "target" not in index.best_per_entry(emb.embed(["alpha"])[0]) and len(index) == 1200
+    assert "target" not in index.hits_per_entry(emb.embed(["alpha"])[0]) and len(index) == 1200
     index.save(tmp_path / "ix")
     loaded = VectorIndex.load(tmp_path / "ix", model=emb.name, dimension=32)
     assert loaded.kind == "ivf" and len(loaded) == 1200
     assert faiss.downcast_index(loaded._index).nprobe == IVF_NPROBE
     loaded.add("again", [Row("again", "question", "alpha")], emb.embed(["alpha"]))
-    assert loaded.best_per_entry(emb.embed(["alpha"])[0])["again"][0] == pytest.approx(
+    assert loaded.hits_per_entry(emb.embed(["alpha"])[0])["again"].best == pytest.approx(
         1.0, abs=1e-5
     )
     assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["kind"] == "ivf"
@@ -208,7 +208,7 @@ def test_large_index_is_partitioned_and_stays_incremental(tmp_path: Path) -> Non
     loaded.save_entry(tmp_path / "ix", "e7")
     replayed = VectorIndex.load(tmp_path / "ix", model=emb.name, dimension=32)
     assert len(replayed) == len(loaded) == 1197 and "e7" not in replayed.entry_ids
-    assert replayed.best_per_entry(emb.embed(["alpha"])[0])["again"][0] == pytest.approx(
+    assert replayed.hits_per_entry(emb.embed(["alpha"])[0])["again"].best == pytest.approx(
         1.0, abs=1e-5
     )
 
