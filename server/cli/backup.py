@@ -4,7 +4,6 @@ git history, index manifest) in one tar.gz, and back into an empty place."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -12,7 +11,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.backup import BackupError, NotEmpty, Report, backup, restore
-from server.cli.common import settings_of
+from server.cli.common import fail, settings_of
 from server.cli.exit_codes import ExitCode
 
 JSON_FLAG = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -28,9 +27,8 @@ def _print(report: Report, verb: str, as_json: bool) -> None:
 
 
 def _database_failed(e: SQLAlchemyError) -> NoReturn:
-    click.echo(f"error: the database failed: {e.__class__.__name__}: "
-               f"{str(e).splitlines()[0]}", err=True)
-    sys.exit(ExitCode.FAILED)
+    fail(f"the database failed: {e.__class__.__name__}: {str(e).splitlines()[0]}",
+         ExitCode.FAILED)
 
 
 @click.command("backup")
@@ -50,8 +48,7 @@ def backup_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     try:
         report = backup(settings_of(ctx), file)
     except BackupError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(str(e), ExitCode.USAGE)
     except SQLAlchemyError as e:
         _database_failed(e)
     _print(report, "wrote", as_json)
@@ -74,11 +71,9 @@ def restore_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     try:
         report = restore(settings_of(ctx), file)
     except NotEmpty as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(ExitCode.NOT_EMPTY)
+        fail(str(e), ExitCode.NOT_EMPTY)
     except BackupError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(str(e), ExitCode.USAGE)
     except SQLAlchemyError as e:
         _database_failed(e)
     _print(report, "restored", as_json)

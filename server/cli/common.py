@@ -1,21 +1,33 @@
-"""What every command shares: settings from flags, domain errors as exit codes."""
+"""What every command shares: settings from flags, domain errors as exit codes (`fail`,
+`handle_errors`), the searcher over the settings' knowledge base."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from indexer.embedders import EmbedderError
-from indexer.kb import EntryNotFound, KnowledgeBaseError
+from indexer.kb import EntryNotFound, KnowledgeBase, KnowledgeBaseError
+from indexer.search import Searcher
 from server.cli.exit_codes import ExitCode
 from server.config import SecretKeyError, Settings
-from server.sandbox.errors import SandboxError
+from server.retrieval import open_searcher
+from server.sandbox.errors import DeviceUnavailable, SandboxError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: ExitCode, details: Iterable[object] = ()) -> NoReturn:
+    """End the command the one way every command does: `error: <message>` on stderr, each
+    of `details` on its own indented line, and the exit status `code`."""
+    click.echo(f"error: {message}", err=True)
+    for detail in details:
+        click.echo(f"  {detail}", err=True)
+    sys.exit(code)
 
 
 def handle_errors(func: F) -> F:
@@ -26,16 +38,14 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except KnowledgeBaseError as e:
-            click.echo(f"error: the knowledge base has {len(e.problems)} problem(s):", err=True)
-            for p in e.problems:
-                click.echo(f"  {p}", err=True)
-            sys.exit(ExitCode.INVALID_KB)
+            fail(f"the knowledge base has {len(e.problems)} problem(s):", ExitCode.INVALID_KB,
+                 e.problems)
         except EntryNotFound as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(ExitCode.INVALID_KB)
+            fail(str(e), ExitCode.INVALID_KB)
+        except DeviceUnavailable as e:  # a device this machine lacks: the caller's choice
+            fail(str(e), ExitCode.USAGE)
         except (EmbedderError, SandboxError, SecretKeyError) as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(ExitCode.UNAVAILABLE)
+            fail(str(e), ExitCode.UNAVAILABLE)
 
     return wrapper  # type: ignore[return-value]
 
@@ -52,3 +62,22 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     base = settings_of(ctx)
     changes = {k: v for k, v in overrides.items() if v is not None}
     return base.model_copy(update=changes) if changes else base
+
+
+def open_searcher_for(settings: Settings, progress: bool = False) -> Searcher:
+    """The searcher over the settings' knowledge base; a progress bar while it embeds."""
+    kb = KnowledgeBase.load(settings.kb_dir)
+    bar: Any = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="entry", desc="embedding", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    searcher = open_searcher(settings, kb, progress=report if progress else None)
+    if bar is not None:
+        bar.close()
+    return searcher

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import click
 
 from indexer.kb import EntryNotFound
 from indexer.schema import ID_PATTERN
-from server.cli.common import handle_errors, settings_of
+from server.cli.common import fail, handle_errors, settings_of
 from server.cli.exit_codes import ExitCode
 from server.history import KbRepo
 
@@ -37,14 +36,12 @@ def log_command(ctx: click.Context, entry_id: str | None, max_count: int, as_jso
     """
     settings = settings_of(ctx)
     if entry_id is not None and not re.match(ID_PATTERN, entry_id):
-        click.echo(f"error: {entry_id!r} is not an entry id (lowercase words joined by "
-                   "hyphens)", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(f"{entry_id!r} is not an entry id (lowercase words joined by hyphens)",
+             ExitCode.USAGE)
     repo = KbRepo.find(settings.kb_dir)
     if repo is None:
-        click.echo(f"error: {settings.kb_dir} has no history yet: the server creates a git "
-                   "repository there on its first start (ASKTA_KB_GIT=auto)", err=True)
-        sys.exit(ExitCode.FAILED)
+        fail(f"{settings.kb_dir} has no history yet: the server creates a git repository "
+             "there on its first start (ASKTA_KB_GIT=auto)", ExitCode.FAILED)
     try:
         commits = repo.log(f"{entry_id}.yaml" if entry_id else None, max_count)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,9 +10,8 @@ import click
 
 from indexer.kb import KnowledgeBase, KnowledgeBaseError
 from indexer.overlaps import searcher_overlaps
-from server.cli.common import handle_errors, settings_of
+from server.cli.common import fail, handle_errors, open_searcher_for, settings_of
 from server.cli.exit_codes import ExitCode
-from server.cli.kb import open_searcher_for
 from server.cli.overlaps import echo_overlaps
 from server.review.importer import Format, Importer, detect_format, parse_document
 
@@ -50,19 +48,15 @@ def import_command(ctx: click.Context, file: Path, fmt: str, dry_run: bool, over
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        click.echo(f"error: {file} is not UTF-8 text: save it as UTF-8", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(f"{file} is not UTF-8 text: save it as UTF-8", ExitCode.USAGE)
     chosen: Format = detect_format(file, text) if fmt == "auto" else fmt  # type: ignore[assignment]
     questions = parse_document(text, chosen)
     try:
         settings.kb_dir.mkdir(parents=True, exist_ok=True)
         kb = KnowledgeBase.load(settings.kb_dir)
     except KnowledgeBaseError as e:
-        click.echo(f"error: fix the knowledge base first ({len(e.problems)} problem(s)):",
-                   err=True)
-        for p in e.problems:
-            click.echo(f"  {p}", err=True)
-        sys.exit(ExitCode.INVALID_KB)
+        fail(f"fix the knowledge base first ({len(e.problems)} problem(s)):",
+             ExitCode.INVALID_KB, e.problems)
     importer = Importer(kb)
     drafts, _ = importer.plan(questions)
     # Before anything is written (a model that cannot load stops the import whole), and

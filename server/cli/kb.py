@@ -11,31 +11,10 @@ import click
 
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem
 from indexer.overlaps import searcher_overlaps
-from indexer.search import Searcher
-from server.cli.common import handle_errors, settings_of
+from server.cli.common import handle_errors, open_searcher_for, settings_of
 from server.cli.exit_codes import ExitCode
 from server.cli.overlaps import echo_overlaps
 from server.config import Settings
-from server.retrieval import open_searcher
-
-
-def open_searcher_for(settings: Settings, progress: bool = False) -> Searcher:
-    """The searcher over the settings' knowledge base; a progress bar while it embeds."""
-    kb = KnowledgeBase.load(settings.kb_dir)
-    bar: Any = None
-
-    def report(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="entry", desc="embedding", file=sys.stderr)
-        bar.update(done - bar.n)
-
-    searcher = open_searcher(settings, kb, progress=report if progress else None)
-    if bar is not None:
-        bar.close()
-    return searcher
 
 
 @click.command()

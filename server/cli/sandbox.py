@@ -16,6 +16,7 @@ import click
 
 from indexer.demos import DemoPathError
 from indexer.kb import KnowledgeBaseError, Problem
+from server.cli.common import handle_errors
 from server.cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def sandbox_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--save-images", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the figures (default: a new temporary folder).")
+@handle_errors
 def run_command(file: Path, device: str | None, timeout_s: float | None, as_json: bool,
                 save_images: Path | None) -> None:
     """Run FILE in a fresh sandbox and stream its output; exit with the demo's status.
@@ -77,7 +79,7 @@ def run_command(file: Path, device: str | None, timeout_s: float | None, as_json
     4 when the sandbox cannot run here, 2 for a device this machine lacks.
     """
     from server.config import Settings
-    from server.sandbox import DeviceUnavailable, SandboxError, SandboxRunner
+    from server.sandbox import DeviceUnavailable, SandboxRunner
 
     settings = Settings()
     runner = SandboxRunner(_one_shot_config(settings))
@@ -109,13 +111,7 @@ def run_command(file: Path, device: str | None, timeout_s: float | None, as_json
                 stream = sys.stdout if event.kind == "stdout" else sys.stderr
                 stream.write(event.data)
                 stream.flush()
-    except DeviceUnavailable as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(ExitCode.USAGE)
-    except SandboxError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(ExitCode.UNAVAILABLE)
-    finally:
+    finally:  # a refusal leaves through handle_errors: 2 for the device, 4 for the sandbox
         runner.close()
     assert done is not None
     from server.sandbox import RunResult

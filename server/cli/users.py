@@ -20,7 +20,7 @@ from server.accounts import (
     WeakPassword,
     check_password,
 )
-from server.cli.common import settings_of
+from server.cli.common import fail, settings_of
 from server.cli.exit_codes import ExitCode
 from server.store import ROLES, Store, StoreError, User
 
@@ -34,11 +34,9 @@ def _accounts(ctx: click.Context) -> Iterator[Accounts]:
         store.migrate()
         yield Accounts(store)
     except StoreError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(ExitCode.FAILED)
+        fail(str(e), ExitCode.FAILED)
     except WeakPassword as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(str(e), ExitCode.USAGE)
     finally:
         store.close()
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from server.cli.common import handle_errors, settings_of
+from server.cli.common import fail, handle_errors, settings_of
 from server.cli.exit_codes import ExitCode
 
 
@@ -40,8 +38,7 @@ def worker_command(ctx: click.Context, device: str, pool: int | None) -> None:
     try:
         worker.check()
     except DeviceUnavailable as e:
-        click.echo(f"error: askta worker --device {device} cannot start: {e}", err=True)
-        sys.exit(ExitCode.USAGE)
+        fail(f"askta worker --device {device} cannot start: {e}", ExitCode.USAGE)
     click.echo(f"starting {worker.name}: {size} warm sandbox(es) for {device} runs", err=True)
     worker.start()
     try:

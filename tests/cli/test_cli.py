@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.kb import KnowledgeBase
+from server.cli.exit_codes import ExitCode
 from server.cli.main import cli
 
 
@@ -154,6 +155,18 @@ def test_check_demos_without_a_sandbox_says_why(run, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ASKTA_SANDBOX_BWRAP", "/nonexistent/bwrap")
     result = run("check", "--demos")
     assert result.exit_code == 4
+    assert result.output.startswith("error: ") and "bwrap" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_sandbox_run_without_a_sandbox_exits_as_check_does(run, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """One exit code for "the sandbox cannot run here", whichever command meets it."""
+    monkeypatch.setenv("ASKTA_SANDBOX_BWRAP", "/nonexistent/bwrap")
+    demo = tmp_path / "demo.py"
+    demo.write_text("print('hi')\n")
+    result = run("sandbox", "run", str(demo), "--device", "cpu")
+    assert result.exit_code == run("check", "--demos").exit_code == ExitCode.UNAVAILABLE
     assert result.output.startswith("error: ") and "bwrap" in result.output
     assert "Traceback" not in result.output
 
