@@ -37,7 +37,6 @@ from indexer.demos import DemoPathError, resolve_demo
 from indexer.schema import Entry, Status, normalize_line
 
 FIELDS = list(Entry.model_fields)
-_thread_lock = threading.Lock()
 
 # Told of each file a write changed, under the writer lock: its path and new text (None when
 # the file was deleted). server/history commits them to git.
@@ -244,6 +243,10 @@ class KnowledgeBase:
     entries: Mapping[str, Entry] = field(default_factory=lambda: MappingProxyType({}))
     change_hooks: list[ChangeHook] = field(default_factory=list, repr=False)
     problems: tuple[Problem, ...] = ()
+    # This KB's writers, one at a time (with folder_lock: other processes and other KB
+    # objects on the same folder). Per object: two apps in one process share no lock.
+    _write_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                        repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._swap(dict(self.entries))  # a private copy, whatever the caller passed
@@ -396,7 +399,7 @@ class KnowledgeBase:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """One writer at a time, across threads and processes."""
-        with _thread_lock, folder_lock(self.kb_dir):
+        with self._write_lock, folder_lock(self.kb_dir):
             yield
 
     def _write_atomic(self, path: Path, text: str, expected: Entry | None = None) -> None:
@@ -675,7 +678,7 @@ class KnowledgeBase:
         For knowledge bases that live in memory: evaluation's held-out copies and the
         benchmarks' synthetic entries. One swap for the whole batch.
         """
-        with _thread_lock:
+        with self._write_lock:
             self._swap({**self.entries, **{e.id: e for e in entries}})
 
 
