@@ -1,6 +1,7 @@
-"""The layout's rules: every route module is under the import contract, and the
-exit codes the README lists are the ones the CLI uses, and docs/operations.md lists every
-setting the server reads."""
+"""The layout's rules: every route module is under the import contract, the README's
+layout map names every package and module of server/ and indexer/ (and none that is
+gone), the exit codes the README lists are the ones the CLI uses, and
+docs/operations.md lists every setting the server reads."""
 
 from __future__ import annotations
 
@@ -21,6 +22,65 @@ def test_every_route_module_is_in_the_independence_contract() -> None:
     on_disk = {f"server.web.routes.{p.stem}" for p in (REPO / "server/web/routes").glob("*.py")
                if p.stem != "__init__"}
     assert on_disk == listed
+
+
+NAME_COLUMN = 23  # the layout map's names stand in its first 23 columns
+
+
+def layout_map() -> dict[Path, str]:
+    """The README's layout map: the text of each package's part (its own lines and the
+    lines of its modules, not those of its subpackages), by folder."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    parts: dict[Path, str] = {}
+    stack: list[tuple[int, Path]] = [(-1, REPO)]
+    for line in block.splitlines()[1:]:
+        names = line[:NAME_COLUMN]
+        if names.strip():
+            indent = len(line) - len(line.lstrip())
+            while stack[-1][0] >= indent:
+                stack.pop()
+            first = names.split()[0]
+            if first.endswith("/"):
+                stack.append((indent, stack[-1][1] / first.rstrip("/")))
+        folder = stack[-1][1]
+        parts[folder] = parts.get(folder, "") + line + "\n"
+    return parts
+
+
+def packages() -> list[Path]:
+    return sorted(p.parent for top in ("server", "indexer")
+                  for p in (REPO / top).rglob("__init__.py"))
+
+
+def test_the_layout_map_names_every_package_and_module() -> None:
+    parts = layout_map()
+    for package in packages():
+        where = package.relative_to(REPO)
+        assert package in parts, f"README layout: add {where}/"
+        for module in package.glob("*.py"):
+            if module.stem != "__init__":
+                assert re.search(rf"\b{module.stem}\b", parts[package]), \
+                    f"README layout: name {where / module.name} under {where}/"
+
+
+def test_the_layout_map_names_nothing_that_is_gone() -> None:
+    for folder, text in layout_map().items():
+        where = folder.relative_to(REPO)
+        assert folder.is_dir(), f"README layout: there is no {where}/"
+        for name in re.findall(r"\b([a-z_]+\.py)\b", text):
+            assert (folder / name).is_file(), f"README layout: there is no {where / name}"
+
+
+def test_tests_follow_the_packages() -> None:
+    """Each package of server/ and indexer/ with tests has them in a tests/ folder of
+    the same name (server/web -> tests/web, indexer -> tests/indexer)."""
+    folders = {p.name for p in (REPO / "tests").iterdir() if (p / "__init__.py").is_file()}
+    names = {p.name for p in packages()} - {"server"}
+    assert folders <= names, f"tests/ folders that follow no package: {folders - names}"
+    readme_tests = layout_map()[REPO / "tests"]
+    for folder in folders:
+        assert re.search(rf"\b{folder}\b", readme_tests), f"README layout: name tests/{folder}"
 
 
 def test_readme_lists_the_exit_codes_of_the_code() -> None:
