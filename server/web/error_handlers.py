@@ -23,6 +23,7 @@ from server.web.errors import (
     AppError,
     LoginRequired,
     error_response,
+    problems_by_field,
     validation_message,
 )
 from server.web.staff_pages import login_page, staff_page
@@ -48,10 +49,11 @@ def wants_html(request: Request) -> bool:
 
 def render_error(request: Request, status: int, code: str, message: str,
                  headers: dict[str, str] | None = None,
-                 exc: Exception | None = None) -> Response:
-    """The error as an HTML page or as {"error": {"code", "message"}}."""
+                 exc: Exception | None = None,
+                 fields: dict[str, str] | None = None) -> Response:
+    """The error as an HTML page or as {"error": {"code", "message"}} (and `fields`)."""
     if not wants_html(request):
-        return error_response(status, code, message, headers)
+        return error_response(status, code, message, headers, fields)
     if isinstance(exc, LoginRequired):
         return login_page(request, next_url=request.url.path, status=401)
     if status == 403:
@@ -79,7 +81,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KnowledgeBaseError)
     async def _kb_error(request: Request, exc: KnowledgeBaseError) -> Response:
-        return render_error(request, 422, "invalid_entry", str(exc))
+        return render_error(request, 422, "invalid_entry", str(exc),
+                            fields=problems_by_field(exc))
 
     @app.exception_handler(StorageFull)
     async def _storage_full(request: Request, exc: StorageFull) -> Response:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from indexer.kb import KnowledgeBaseError
 from server.sandbox.errors import DeviceUnavailable, SandboxBusy, SandboxError
 
 
@@ -163,14 +164,29 @@ def public_reason(reason: str | None) -> str | None:
     return _ABSOLUTE_PATH.sub("<path>", reason)
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str,
+               fields: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """{"error": {"code", "message"}}, with `fields` for an `invalid_entry`."""
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if fields is not None:
+        detail["fields"] = fields
+    return {"error": detail}
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    fields: dict[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, fields), status_code=status, headers=headers)
+
+
+def problems_by_field(e: KnowledgeBaseError) -> dict[str, str]:
+    """The first problem with each field of an entry ("entry" for the whole file): what
+    the API's `invalid_entry` error and the admin's entry form show next to each field."""
+    fields: dict[str, str] = {}
+    for p in e.problems:
+        fields.setdefault((p.field or "entry").split("[")[0], p.message)
+    return fields
 
 
 def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:

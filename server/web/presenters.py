@@ -7,16 +7,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from indexer.demo_params import DemoParam, ParamDeclarationError, read_params
 from indexer.demos import DemoPathError
-from indexer.kb import EntryNotFound, KnowledgeBaseError
+from indexer.kb import EntryNotFound
 from indexer.schema import Entry
 from server.review.authoring import entry_version
 from server.services import Services
-from server.web.errors import NotFound, error_body, public_reason
+from server.web.errors import NotFound, public_reason
 from server.web.markdown import render_markdown
 
 log = logging.getLogger("askta")
@@ -115,16 +114,6 @@ def published_entry(services: Services, entry_id: str) -> Entry:
     if entry is None or not entry.answerable:
         raise NotFound(f"No published entry with id {entry_id!r}.")
     return entry
-
-
-def invalid_entry(e: KnowledgeBaseError) -> JSONResponse:
-    """422 with the usual error shape, plus each problem by field for the form."""
-    body: dict[str, Any] = error_body("invalid_entry", str(e))
-    body["error"]["fields"] = {}
-    for p in e.problems:
-        key = (p.field or "entry").split("[")[0]
-        body["error"]["fields"].setdefault(key, p.message)
-    return JSONResponse(body, status_code=422)
 
 
 # --- an entry's source, for instructors' scripts (ETag / If-Match) ------------------------

@@ -28,6 +28,7 @@ from server.web.errors import (
     NotFound,
     Unprocessable,
     error_responses,
+    problems_by_field,
 )
 from server.web.markdown import render_markdown
 from server.web.presenters import EntrySource, entry_source, etag, sandbox_notice
@@ -106,10 +107,8 @@ async def _save_from_form(request: Request, services: Services,
                            status_code=409, conflict={"current": theirs},
                            version=entry_version(e.current) if e.current else version)
     except KnowledgeBaseError as e:
-        errors: dict[str, str] = {}
-        for p in e.problems:
-            errors.setdefault((p.field or "entry").split("[")[0], p.message)
-        return _entry_form(request, services, user, values, errors, create=entry_id is None,
+        return _entry_form(request, services, user, values, problems_by_field(e),
+                           create=entry_id is None,
                            status_code=422, version=version)
     return RedirectResponse(f"/admin/entries/{quote(saved.id)}?saved=1", status_code=303)
 

@@ -34,7 +34,6 @@ from server.web.presenters import (
     entry_source,
     entry_to_json,
     etag,
-    invalid_entry,
     published_entry,
 )
 
@@ -152,8 +151,6 @@ def put_entry(
         else:
             saved = services.editor.save(fields, by=user.name, entry_id=entry_id,
                                          if_match=expected)
-    except KnowledgeBaseError as e:
-        return invalid_entry(e)
     except VersionConflict as e:
         if expected is None and if_none_match is None:
             raise PreconditionRequired(

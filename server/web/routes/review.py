@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from indexer.kb import KnowledgeBaseError
 from server.review.queue import (
     DISMISS_REASONS,
     ItemClosed,
@@ -30,7 +29,6 @@ from server.web.errors import (
     NotFound,
     error_responses,
 )
-from server.web.presenters import invalid_entry
 from server.web.staff_pages import staff_page
 
 router = APIRouter(tags=["review"])
@@ -119,15 +117,13 @@ def link_review_item(review_id: str, body: LinkRequest, services: ServicesDep,
     return result.to_dict()
 
 
-@router.post("/api/review/{review_id}/draft", response_model=None, responses=ACTION_ERRORS)
+@router.post("/api/review/{review_id}/draft", responses=ACTION_ERRORS)
 def draft_review_item(review_id: str, body: DraftRequest, services: ServicesDep,
-                      user: TAUser) -> dict[str, Any] | Response:
-    """Save a new entry drafted from the question (instructors may publish it at once)."""
-    try:
-        saved = _act(lambda: services.review_queue.draft(review_id, body.model_dump(), by=user.name,
-                                                   may_publish=user.can("instructor")))
-    except KnowledgeBaseError as e:
-        return invalid_entry(e)
+                      user: TAUser) -> dict[str, Any]:
+    """Save a new entry drafted from the question (instructors may publish it at once);
+    fields that fail the checks: 422 `invalid_entry` with `fields`."""
+    saved = _act(lambda: services.review_queue.draft(review_id, body.model_dump(), by=user.name,
+                                               may_publish=user.can("instructor")))
     return {"entry": {"id": saved.id, "question": saved.question, "status": saved.status.value,
                       "alternate_questions": saved.alternate_questions}}
 
