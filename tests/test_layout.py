@@ -1,4 +1,4 @@
-"""The layout's rules: every route module is under the import contract, the README's
+"""The layout's rules: every route and command module is under its import contract, the README's
 layout map names every package and module of server/ and indexer/ (and none that is
 gone), the exit codes the README lists are the ones the CLI uses, and
 docs/operations.md lists every setting the server reads."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import configparser
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from server.cli.exit_codes import ExitCode, table
@@ -15,13 +16,29 @@ from server.config import Settings
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_every_route_module_is_in_the_independence_contract() -> None:
+def independent(contract: str) -> set[str]:
     config = configparser.ConfigParser()
     config.read(REPO / ".importlinter")
-    listed = set(config["importlinter:contract:routes-are-independent"]["modules"].split())
-    on_disk = {f"server.web.routes.{p.stem}" for p in (REPO / "server/web/routes").glob("*.py")
-               if p.stem != "__init__"}
-    assert on_disk == listed
+    return set(config[f"importlinter:contract:{contract}"]["modules"].split())
+
+
+def modules_in(folder: str, but: Collection[str] = ()) -> set[str]:
+    package = folder.replace("/", ".")
+    return {f"{package}.{p.stem}" for p in (REPO / folder).glob("*.py")
+            if p.stem not in {"__init__", *but}}
+
+
+def test_every_route_module_is_in_the_independence_contract() -> None:
+    assert modules_in("server/web/routes") == independent("routes-are-independent")
+
+
+# The CLI's modules that are no command group: the group itself and what commands share.
+CLI_HELPERS = {"main", "common", "exit_codes", "overlaps", "fresh"}
+
+
+def test_every_command_module_is_in_the_independence_contract() -> None:
+    commands = modules_in("server/cli", CLI_HELPERS)
+    assert commands == independent("commands-are-independent")
 
 
 NAME_COLUMN = 23  # the layout map's names stand in its first 23 columns

@@ -1,20 +1,27 @@
-"""Commands on the knowledge base: index, ask, eval, check, schema."""
+"""Commands on the knowledge base: index, ask, eval, check (with the demo run behind
+`check --demos`), schema."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from indexer.demos import DemoPathError
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, Problem
 from indexer.overlaps import searcher_overlaps
 from server.cli.common import handle_errors, open_searcher_for, settings_of
 from server.cli.exit_codes import ExitCode
 from server.cli.overlaps import echo_overlaps
 from server.config import Settings
+
+if TYPE_CHECKING:
+    from server.sandbox import RunResult
 
 
 @click.command()
@@ -207,8 +214,6 @@ def check(ctx: click.Context, demos: bool, overlaps: bool, as_json: bool) -> Non
     failures: list[dict[str, Any]] = []
     ran = 0
     if demos:
-        from server.cli.sandbox import check_demos
-
         results = check_demos(settings, kb)
         ran = len(results)
         for demo, result in results:
@@ -283,3 +288,35 @@ def check_secret_key(settings: Settings) -> None:
 
     if settings.secret_key is not None or (settings.data_dir / KEY_FILE).exists():
         secret_key(settings)
+
+
+def check_demos(settings: Settings, kb: KnowledgeBase) -> list[tuple[str, RunResult]]:
+    """Run every demo an entry points to (each once) in the sandbox; (demo path, result)
+    per demo in path order. Raises SandboxUnavailable if the sandbox cannot run here."""
+    from server.sandbox import SandboxRunner
+
+    demos: dict[str, Path] = {}
+    for entry in kb.entries.values():
+        try:
+            path = kb.demo_path(entry)
+        except DemoPathError as e:  # changed on disk since the KB was loaded
+            raise KnowledgeBaseError([Problem(kb.display(kb.path_of(entry.id)), None, "demo",
+                                              str(e))]) from None
+        if path is not None:
+            demos.setdefault(str(entry.demo), path)
+    if not demos:
+        return []
+    cfg = settings.sandbox_config()
+    # as many warm workers as there are slots; the pool refills while demos run
+    cfg = dataclasses.replace(cfg, pool_size=min(len(demos), cfg.max_concurrent),
+                              gpu_pool_size=0, queue_size=len(demos))
+    with SandboxRunner(cfg) as runner:
+        runner.start()
+
+        def one(item: tuple[str, Path]) -> tuple[str, RunResult]:
+            name, path = item
+            code = path.read_text(encoding="utf-8")
+            return name, runner.run(code, settings.sandbox_device, filename=path.name)
+
+        with ThreadPoolExecutor(max_workers=cfg.max_concurrent) as pool:
+            return list(pool.map(one, sorted(demos.items())))

@@ -1,4 +1,4 @@
-"""`askta sandbox run FILE` and the demo check behind `askta check --demos`."""
+"""`askta sandbox run FILE`: one file in a fresh sandbox, its output streamed."""
 
 from __future__ import annotations
 
@@ -8,22 +8,17 @@ import json
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from indexer.demos import DemoPathError
-from indexer.kb import KnowledgeBaseError, Problem
 from server.cli.common import handle_errors
 from server.cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from indexer.kb import KnowledgeBase
     from server.config import Settings
     from server.sandbox import RunResult
-
 
 
 def save_image(folder: Path, number: int, image: dict[str, Any]) -> Path:
@@ -129,35 +124,3 @@ def _one_shot_config(settings: Settings) -> Any:
 
     return dataclasses.replace(settings.sandbox_config(), pool_size=0,
                                gpu_pool_size=0)
-
-
-def check_demos(settings: Settings, kb: KnowledgeBase) -> list[tuple[str, RunResult]]:
-    """Run every demo an entry points to (each once) in the sandbox; (demo path, result)
-    per demo in path order. Raises SandboxUnavailable if the sandbox cannot run here."""
-    from server.sandbox import SandboxRunner
-
-    demos: dict[str, Path] = {}
-    for entry in kb.entries.values():
-        try:
-            path = kb.demo_path(entry)
-        except DemoPathError as e:  # changed on disk since the KB was loaded
-            raise KnowledgeBaseError([Problem(kb.display(kb.path_of(entry.id)), None, "demo",
-                                              str(e))]) from None
-        if path is not None:
-            demos.setdefault(str(entry.demo), path)
-    if not demos:
-        return []
-    cfg = settings.sandbox_config()
-    # as many warm workers as there are slots; the pool refills while demos run
-    cfg = dataclasses.replace(cfg, pool_size=min(len(demos), cfg.max_concurrent),
-                              gpu_pool_size=0, queue_size=len(demos))
-    with SandboxRunner(cfg) as runner:
-        runner.start()
-
-        def one(item: tuple[str, Path]) -> tuple[str, RunResult]:
-            name, path = item
-            code = path.read_text(encoding="utf-8")
-            return name, runner.run(code, settings.sandbox_device, filename=path.name)
-
-        with ThreadPoolExecutor(max_workers=cfg.max_concurrent) as pool:
-            return list(pool.map(one, sorted(demos.items())))

@@ -1,4 +1,5 @@
-"""`askta sandbox run` and the demo check behind `askta check --demos`."""
+"""`askta sandbox run` (server/cli/sandbox.py) and the demo check behind
+`askta check --demos` (server/cli/kb.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.kb import KnowledgeBase
-from server.cli.sandbox import check_demos, sandbox_group
+from server.cli.kb import check_demos
+from server.cli.sandbox import sandbox_group
 from server.config import Settings
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
