@@ -305,6 +305,26 @@ def test_draft_saves_a_new_entry(client: TestClient, services: Services) -> None
     assert services.store.review_item(reply["review_id"]).status == "drafted"
 
 
+@pytest.mark.parametrize(("question", "expected_id"), [
+    ("Qu'est-ce qu'un réseau zèbre ?", "quest-ce-quun-reseau-zebre"),
+    ("Isn’t zebra dropout just noise?", "isnt-zebra-dropout-just-noise"),
+    ("Τι είναι ένα zebra δίκτυο;", "zebra"),
+])
+def test_a_draft_prefilled_from_any_question_saves_as_it_is(client: TestClient,
+                                                            services: Services, question: str,
+                                                            expected_id: str) -> None:
+    """The draft form's id comes from the one slug function: accents folded, apostrophes
+    dropped, always an id the schema accepts, so Save works without touching it."""
+    reply = ask(client, question)
+    h = staff(services)
+    template = client.get(f"/api/review/{reply['review_id']}", headers=h).json()["draft"]
+    assert template["id"] == expected_id
+    r = client.post(f"/api/review/{reply['review_id']}/draft",
+                    json={**template, "answer": "An answer."}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (services.kb.kb_dir / f"{expected_id}.yaml").is_file()
+
+
 def test_draft_published_by_instructor_is_answerable_at_once(client: TestClient,
                                                              services: Services) -> None:
     reply = ask(client, OFF_TOPIC)
