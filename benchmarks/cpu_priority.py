@@ -10,10 +10,12 @@ the KB, rate limits off, the sandbox off in the server), and measures POST
    loop on every core (one process per CPU) and a fork bomb. Each is restarted
    as soon as a limit stops it, so both keep the cores busy for the whole phase.
 
-Sandboxes run at nice 19 and SCHED_IDLE (server/sandbox/bwrap.py, low_priority):
-the target is a hostile p50 within 2x of the idle p50. Prints both phases' p50
-and p99 and the ratio; `--no-priority` runs the hostile phase without the low
-priority, to show what it buys.
+Sandboxes run at nice 19 and SCHED_IDLE (server/sandbox/bwrap.py, low_priority),
+and, where the host lets the server create cgroups, in a cpu cgroup with the lowest
+weight and the idle policy (server/sandbox/cgroups.py): the target is a hostile p50
+within 2x of the idle p50. Prints both phases' p50 and p99 and the ratio;
+`--no-priority` runs the hostile phase without any of the low priority, to show what
+it buys.
 
 Run: .venv/bin/python benchmarks/cpu_priority.py [--seconds 20] [--json]
 """
@@ -48,6 +50,7 @@ from benchmarks.http_load import (  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.sandbox import SandboxRunner  # noqa: E402
 from server.sandbox import bwrap as sandbox_bwrap  # noqa: E402
+from server.sandbox import cgroups as sandbox_cgroups  # noqa: E402
 
 BUSY_LOOP = """
 import os
@@ -126,6 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.no_priority:
         sandbox_bwrap.low_priority = lambda: []  # type: ignore[assignment]
+        sandbox_cgroups._lowest_cpu_weight = lambda d: None  # type: ignore[assignment]
 
     qs = questions()
     settings = Settings()
@@ -133,9 +137,11 @@ def main() -> None:
                                    max_concurrent=2))
     runner.check()
     runner.start()
+    report_cgroups = next((n for n in runner.notes if "cgroup" in n), "no cgroup note")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    report: dict[str, Any] = {"cpus": os.cpu_count(), "low_priority": not args.no_priority}
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "low_priority": not args.no_priority,
+                              "cgroups": report_cgroups}
     try:
         with tempfile.TemporaryDirectory(prefix="askta-prio-") as tmp:
             proc = start_server(Path(tmp), port, sandbox=False, encoder="auto")
@@ -158,7 +164,8 @@ def main() -> None:
         return
     i, h = report["idle"], report["hostile"]
     print(f"chat, one at a time, {report['cpus']} CPUs; sandbox at "
-          f"{'nice 19 + SCHED_IDLE' if report['low_priority'] else 'normal priority'}")
+          f"{'nice 19 + SCHED_IDLE' if report['low_priority'] else 'normal priority'}; "
+          f"{report['cgroups']}")
     print(f"  idle:    p50 {i['p50_ms']:.1f} ms, p99 {i['p99_ms']:.1f} ms "
           f"({i['requests']} requests)")
     print(f"  hostile: p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms ({h['requests']} "

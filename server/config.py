@@ -86,8 +86,8 @@ class Settings(BaseSettings):
         "4/minute", description="Runs of a student's edited code per client, on top of the "
         "demo limit ('off' disables).")
     runs_in_flight_per_client: int = Field(
-        2, ge=1, description="Demo runs one client may have queued or running at once, per "
-        "web process; more get 429.")
+        2, ge=1, description="Demo runs one client may have queued or running at once "
+        "(across every web process with ASKTA_REDIS_URL); more get 429.")
     feedback_rate_limit: str = Field(
         "30/minute", description="Helpful / not helpful verdicts per client ('off' disables)."
     )

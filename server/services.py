@@ -20,7 +20,7 @@ from server.history import History, HistoryError, KbHistory
 from server.retrieval import open_searcher
 from server.review.authoring import EntryEditor
 from server.review.queue import ReviewQueue
-from server.runs import Executor, InFlight
+from server.runs import Executor, RunsInFlight, runs_in_flight
 from server.runs.local import LocalExecutor
 from server.sandbox import SandboxRunner, SandboxUnavailable
 from server.sandbox.demo_cache import CACHE_DIR_NAME, DemoCache
@@ -33,6 +33,11 @@ from server.web.sessions import Sessions
 from server.web.throttle import LoginThrottle
 
 log = logging.getLogger("askta")
+
+# A client's count of runs in flight, shared through Redis, lapses this long after its
+# last run started: longer than a run waits and runs, short enough that runs a killed
+# web process never released do not hold the client back for long.
+IN_FLIGHT_TTL_S = 600
 
 # Added to a sandbox failure that looks like a user-namespace (or /proc mount) refusal:
 # in a container the usual cause is the engine's default seccomp, AppArmor and masked
@@ -85,7 +90,7 @@ class Services:
     # Where demo runs execute: the local pool above, or Celery workers (ASKTA_EXECUTOR).
     runs: Executor = field(init=False)
     # Runs each client has going at once (ASKTA_RUNS_IN_FLIGHT_PER_CLIENT).
-    runs_in_flight: InFlight = field(init=False)
+    runs_in_flight: RunsInFlight = field(init=False)
     # The app's own Prometheus registry and metrics (GET /metrics).
     metrics: Metrics = field(init=False)
     # Runs chat questions: on the event loop when alone, together in threads in a burst.
@@ -104,7 +109,9 @@ class Services:
         self.login_throttle = LoginThrottle.from_settings(s, counters)
         self.follower = KbFollower(self.kb, self.searcher, self.change_feed)
         self.runs = build_executor(s, lambda: self.sandbox)
-        self.runs_in_flight = InFlight(s.runs_in_flight_per_client)
+        # shared like the rate limits; a count a killed process never released lapses
+        self.runs_in_flight = runs_in_flight(s.runs_in_flight_per_client, s.redis_url,
+                                             ttl_s=IN_FLIGHT_TTL_S)
         self.metrics = Metrics()
         self.metrics.watch(self)
 

@@ -11,9 +11,9 @@ reconnects (SSE `Last-Event-ID`) or arrives late sees each event once.
 """
 
 from server.runs.executor import Executor, ExecutorStatus, OnDone
-from server.runs.in_flight import InFlight
+from server.runs.in_flight import InFlight, RunsInFlight, SharedInFlight, runs_in_flight
 from server.runs.models import TERMINAL, RunEvent, RunRequest, RunView, UnknownRun
 
 __all__ = ["TERMINAL", "Executor", "ExecutorStatus", "InFlight", "OnDone", "RunEvent",
-           "RunRequest",
+           "RunRequest", "RunsInFlight", "SharedInFlight", "runs_in_flight",
            "RunView", "UnknownRun"]

@@ -4,8 +4,13 @@ rlimits are per process, so a demo that forks can multiply its address-space all
 a cgroup caps the whole sandbox. cgroup v2 needs the memory and pids controllers
 delegated to the server's own cgroup; cgroup v1 needs writable memory and pids
 hierarchies (typically: running as root). Anything else: skipped, with a note saying why.
-Where cgroup v2 also delegates the cpu controller, each sandbox's cgroup gets the
-lowest CPU weight.
+Where the cpu controller is delegated too (v2) or writable (v1), each sandbox's cgroup
+gets the lowest CPU weight and the idle policy as a group. That matters beyond the
+processes' own nice 19 and SCHED_IDLE: bwrap starts each sandbox in a new session, and
+where the kernel groups tasks by session (CONFIG_SCHED_AUTOGROUP, for processes in the
+root cpu cgroup), every session is scheduled as one entity of normal weight, so a
+sandbox in its own session would get as much CPU as the whole web server and wake-ups
+of the server would wait behind it. A cgroup takes the sandbox out of autogrouping.
 """
 
 from __future__ import annotations
@@ -85,7 +90,12 @@ class Cgroups:
                     p.mkdir(exist_ok=True)
             except OSError as e:
                 return None, f"cgroup limits off: cgroup v1 is not writable here ({e})"
-            return cls(1, parents), f"cgroup v1 memory and pids limits under {parents['memory']}"
+            note = f"cgroup v1 memory and pids limits under {parents['memory']}"
+            cpu = _v1_cpu_parent(ROOT / "cpu", own.get("cpu", "/"), name)
+            if cpu is not None:
+                parents["cpu"] = cpu
+                note += f", lowest CPU weight under {cpu}"
+            return cls(1, parents), note
         return None, "cgroup limits off: no cgroup v2 with memory+pids and no cgroup v1 here"
 
     @classmethod
@@ -126,6 +136,8 @@ class Cgroups:
             mem = self.parents["memory"] / name
             (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
             (self.parents["pids"] / name / "pids.max").write_text(str(max_tasks))
+            if "cpu" in self.parents:
+                _lowest_cpu_weight(self.parents["cpu"] / name)
         return cg
 
     def remove(self, wait_s: float = 3.0) -> None:
@@ -199,10 +211,25 @@ class WorkerCgroup:
                     time.sleep(0.02)
 
 
+def _v1_cpu_parent(hierarchy: Path, own: str, name: str) -> Path | None:
+    """cgroup v1: the runner's directory in the cpu hierarchy, created, or None where
+    there is no writable cpu controller (the memory and pids limits hold without it)."""
+    if not (hierarchy / "tasks").exists():
+        return None
+    parent = hierarchy / own.lstrip("/") / name
+    try:
+        _remove_stale(parent.parent)
+        parent.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return parent
+
+
 def _lowest_cpu_weight(d: Path) -> None:
-    """cgroup v2 with the cpu controller: the smallest weight (1 of 10000) and the idle
-    policy for the whole cgroup, on top of the processes' own nice 19 and SCHED_IDLE."""
-    for name, value in (("cpu.weight", "1"), ("cpu.idle", "1")):
+    """The cpu controller: the smallest weight (v2: 1 of 10000; v1: 2 shares of 1024)
+    and the idle policy for the whole cgroup, on top of the processes' own nice 19 and
+    SCHED_IDLE."""
+    for name, value in (("cpu.weight", "1"), ("cpu.shares", "2"), ("cpu.idle", "1")):
         path = d / name
         if path.exists():
             with contextlib.suppress(OSError):  # best effort: nice and SCHED_IDLE remain

@@ -27,7 +27,8 @@ from server.sandbox import (
     SandboxUnavailable,
 )
 from server.sandbox.bwrap import sandbox_uid
-from server.sandbox.cgroups import _lowest_cpu_weight
+from server.sandbox.cgroups import ROOT as CGROUP_ROOT
+from server.sandbox.cgroups import _lowest_cpu_weight, _v1_cpu_parent
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -364,6 +365,43 @@ def test_code_runs_at_the_lowest_cpu_priority(bare: SandboxRunner) -> None:
     result = run(bare, code)
     assert result.status == "ok", result.stderr
     assert result.stdout.split()[-4:] == ["19", "True", "19", "True"]
+
+
+def host_has_a_cpu_controller() -> bool:
+    """cgroup v1 with a cpu hierarchy, or v2 with the cpu controller available."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return "cpu" in (CGROUP_ROOT / "cgroup.controllers").read_text().split()
+    return (CGROUP_ROOT / "cpu" / "tasks").exists()
+
+
+def test_a_running_sandbox_is_an_idle_cpu_group(bare: SandboxRunner) -> None:
+    """bwrap gives each sandbox its own session, and where the kernel schedules sessions
+    as groups (autogroup) a spinning sandbox would weigh as much as the whole server: as
+    root, the sandbox's cgroup takes it out of that with the lowest weight and the idle
+    policy. Seen from the host while the run is going."""
+    assert bare._cgroups is not None, bare.notes
+    done: list[RunResult] = []
+    thread = threading.Thread(target=lambda: done.append(
+        run(bare, "import time\nprint('up', flush=True)\ntime.sleep(4)\n", timeout_s=10)))
+    thread.start()
+    try:
+        seen: dict[str, str] = {}
+        deadline = time.monotonic() + 8
+        while not seen and time.monotonic() < deadline:
+            for parent in set(bare._cgroups.parents.values()):
+                for leaf in parent.glob("w*"):
+                    procs = leaf / "cgroup.procs"
+                    if (leaf / "cpu.idle").exists() and procs.exists() and procs.read_text():
+                        seen = {f.name: f.read_text().strip() for f in leaf.glob("cpu.*")
+                                if f.name in ("cpu.idle", "cpu.weight", "cpu.shares")}
+            time.sleep(0.05)
+    finally:
+        thread.join(20)
+    assert done and done[0].status == "ok", done
+    assert host_has_a_cpu_controller(), "this host has no cpu controller to test"
+    assert seen.get("cpu.idle") == "1", seen
+    # v1 reports an idle group's shares as the idle weight, 3
+    assert seen.get("cpu.weight", "1") == "1" and int(seen.get("cpu.shares", "2")) <= 3, seen
 
 
 def test_sleep_forever_hits_the_wall_clock(bare: SandboxRunner) -> None:
@@ -838,3 +876,16 @@ def test_a_v2_cgroup_with_the_cpu_controller_gets_the_lowest_weight(tmp_path: Pa
     assert (tmp_path / "cpu.weight").read_text() == "1"
     assert (tmp_path / "cpu.idle").read_text() == "1"
     _lowest_cpu_weight(tmp_path / "no-cpu-controller")  # nothing there: nothing to do
+
+
+def test_a_v1_cpu_hierarchy_gets_a_runner_directory_with_the_lowest_shares(
+        tmp_path: Path) -> None:
+    assert _v1_cpu_parent(tmp_path / "none", "/", "askta-1-0") is None
+    (tmp_path / "tasks").write_text("")
+    parent = _v1_cpu_parent(tmp_path, "/", "askta-1-0")
+    assert parent == tmp_path / "askta-1-0" and parent.is_dir()
+    (parent / "cpu.shares").write_text("1024")
+    (parent / "cpu.idle").write_text("0")
+    _lowest_cpu_weight(parent)
+    assert (parent / "cpu.shares").read_text() == "2"
+    assert (parent / "cpu.idle").read_text() == "1"

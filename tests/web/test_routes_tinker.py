@@ -178,6 +178,6 @@ def test_a_client_may_have_only_so_many_runs_going(settings: Settings,
         for run_id in ids:
             assert wait_done(c, run_id)["status"] == "ok"
         deadline = time.monotonic() + 5
-        while services.runs_in_flight._runs and time.monotonic() < deadline:
+        while services.runs_in_flight.count("testclient") and time.monotonic() < deadline:
             time.sleep(0.02)
         assert run(c)["status"] == "ok"
