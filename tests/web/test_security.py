@@ -456,8 +456,44 @@ def test_the_data_dir_and_its_files_are_private(settings: Settings) -> None:
         assert c.get("/healthz").status_code == 200
         data = settings.data_dir
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
-        for name in ("askta.db", "secret_key"):
+        assert (data / "askta.db-wal").exists()  # the log, the users' hashes, the WAL
+        for name in ("askta.db", "askta.db-wal", "secret_key"):
             assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+def test_files_left_readable_are_made_private_at_start(settings: Settings) -> None:
+    """A data dir from before the fix: 0755, its database, WAL and key 0644."""
+    settings = _keyless(settings)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/healthz").status_code == 200
+    data = settings.data_dir
+    data.chmod(0o755)
+    for path in data.iterdir():
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (data / "askta.db-wal").touch(0o644)
+    os.umask(0o022)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/healthz").status_code == 200
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for path in data.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name
+        assert stat.S_IMODE((data / "askta.db").stat().st_mode) == 0o600
+
+
+def test_adding_the_first_user_creates_a_private_database(settings: Settings) -> None:
+    """`askta user add` often runs before the server ever started: the database it
+    creates holds the password hashes (once 0644 in a 0755 folder)."""
+    from server.cli.users import user_group
+
+    os.umask(0o022)
+    r = CliRunner().invoke(user_group, ["add", "tara", "--role", "ta", "--password-stdin"],
+                           obj={"settings": settings}, input="correct horse battery\n")
+    assert r.exit_code == 0, r.output
+    data = settings.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert [p.name for p in data.iterdir() if stat.S_IMODE(p.stat().st_mode) & 0o077] == []
+    assert stat.S_IMODE((data / "askta.db").stat().st_mode) == 0o600
+    assert os.umask(0o022) == 0o022  # the command gave the process its umask back
 
 
 # --- 5. sessions and tokens end when the account says so ---------------------------------
