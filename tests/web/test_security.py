@@ -71,6 +71,22 @@ def test_a_blank_or_short_key_file_stops_start_up(settings: Settings, content: s
     assert "delete" in str(e.value)  # says how to recover
 
 
+@pytest.mark.parametrize("how", ["not-utf8", "a-folder", "a-dangling-link"])
+def test_an_unreadable_key_file_stops_start_up(settings: Settings, how: str) -> None:
+    settings.data_dir.mkdir(parents=True)
+    path = settings.data_dir / "secret_key"
+    if how == "not-utf8":
+        path.write_bytes(b"\xff\xfe" * 32)
+    elif how == "a-folder":
+        path.mkdir()
+    else:
+        path.symlink_to(settings.data_dir / "gone")
+    with pytest.raises(SecretKeyError, match="cannot read the session key") as e:
+        secret_key(_keyless(settings))
+    assert str(path) in str(e.value)
+    assert not (settings.data_dir / "gone").exists()  # no key written through the link
+
+
 @pytest.mark.parametrize("value", ["a", "x" * 31, " " * 40])
 def test_a_short_secret_key_setting_stops_start_up(tmp_path: Path, value: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,8 +170,9 @@ def test_an_empty_key_file_cannot_be_used_to_forge_an_instructor_session(
         assert c.get("/api/review").status_code == 401
 
 
+@pytest.mark.parametrize("where", ["file", "env"])
 @pytest.mark.parametrize("command", ["serve", "check"])
-def test_serve_and_check_explain_a_bad_key(settings: Settings, command: str,
+def test_serve_and_check_explain_a_bad_key(settings: Settings, command: str, where: str,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 
@@ -166,7 +183,10 @@ def test_serve_and_check_explain_a_bad_key(settings: Settings, command: str,
     _unset_and_restore(monkeypatch, "ASKTA_SECRET_KEY", "ASKTA_KB_DIR", "ASKTA_DATA_DIR",
                        "ASKTA_MODEL")
     settings.data_dir.mkdir(parents=True)
-    (settings.data_dir / "secret_key").write_text("\n")
+    if where == "file":
+        (settings.data_dir / "secret_key").write_text("\n")
+    else:
+        monkeypatch.setenv("ASKTA_SECRET_KEY", "a")
     r = CliRunner().invoke(cli, ["--kb", str(settings.kb_dir), "--data-dir",
                                  str(settings.data_dir), command])
     assert r.exit_code == 4, r.output
