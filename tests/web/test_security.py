@@ -418,6 +418,58 @@ def test_serve_leaves_uvicorns_proxy_headers_off_by_default(
     assert kwargs["proxy_headers"] is True and kwargs["forwarded_allow_ips"] == "10.0.0.0/8"
 
 
+def _through_uvicorn(settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch,
+                     **changes: Any) -> Any:
+    """The app behind a real uvicorn, given the proxy options `askta serve` passes it for
+    these settings: uvicorn's own X-Forwarded-For handling is part of what is tested."""
+    from tests.live import serve
+
+    settings = settings.model_copy(update=changes)
+    kwargs = _serve(settings, monkeypatch)
+    proxy = {k: kwargs[k] for k in ("proxy_headers", "forwarded_allow_ips") if k in kwargs}
+    return serve(settings, dataclasses.replace(services, settings=settings), **proxy)
+
+
+def _spoofing(url: str, hops: list[str]) -> list[tuple[int, int]]:
+    """(chat, demo run) status for each X-Forwarded-For value, sent from 127.0.0.1."""
+    import httpx
+
+    codes = []
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for hop in hops:
+            headers = {"X-Forwarded-For": hop}
+            chat = c.post("/api/chat", json={"message": "why relu"}, headers=headers)
+            run = c.post("/api/entries/why-nonlinearities/demo/run", json={}, headers=headers)
+            codes.append((chat.status_code, run.status_code))
+    return codes
+
+
+LIMITS = {"chat_rate_limit": "3/minute", "demo_rate_limit": "3/minute"}
+ALLOWED = (200, 503)  # a question answered; a demo run counted, then refused (no sandbox)
+LIMITED = (429, 429)
+
+
+def test_uvicorn_does_not_take_spoofed_addresses_from_loopback(
+        settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `askta serve` left uvicorn's proxy_headers on, which trusts 127.0.0.1 and
+    rewrote the client to whatever X-Forwarded-For said: every spoofed address got its
+    own chat and demo-run allowance."""
+    with _through_uvicorn(settings, services, monkeypatch, **LIMITS) as url:
+        codes = _spoofing(url, [f"192.0.2.{i}" for i in range(6)])
+    assert codes == [ALLOWED] * 3 + [LIMITED] * 3
+
+
+def test_uvicorn_behind_a_trusted_proxy_uses_the_hop_the_proxy_added(
+        settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind the proxy (127.0.0.1 here) the client may still write hops of its own in
+    front of the one the proxy appends: they change nothing."""
+    with _through_uvicorn(settings, services, monkeypatch, trust_proxy_headers=True,
+                          **LIMITS) as url:
+        codes = _spoofing(url, [f"192.0.2.{i}, 203.0.113.7" for i in range(6)])
+        assert codes == [ALLOWED] * 3 + [LIMITED] * 3
+        assert _spoofing(url, ["192.0.2.1, 203.0.113.8"]) == [ALLOWED]  # another client
+
+
 # --- 4. feedback, logout and the data dir ------------------------------------------------
 def _feedback(c: TestClient, entry_id: str, helpful: bool = True) -> Any:
     return c.post("/api/feedback", json={"message": "why relu", "entry_id": entry_id,
