@@ -22,16 +22,34 @@ PRIVATE_UMASK = 0o077
 
 
 def make_private(data_dir: Path) -> int:
-    """Narrow the process umask to 077 and create `data_dir` 0700 (tightening an existing
-    one, with a warning when it cannot). Return the umask before, to restore in tests."""
+    """Narrow the process umask to 077 and create `data_dir` 0700, tightening an existing
+    one and what it holds (a database or key written 0644 by an older version, or by a
+    command run before the first start), with a warning when it cannot. Return the umask
+    before, to restore in tests."""
     before = os.umask(PRIVATE_UMASK)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(data_dir)
     try:
-        if stat.S_IMODE(data_dir.stat().st_mode) & 0o077:
-            data_dir.chmod(0o700)
-    except OSError as e:  # someone else's folder: say so, the files are still 0600
-        log.warning("cannot make the data dir %s private (chmod 0700): %s", data_dir, e)
+        children = list(data_dir.iterdir())
+    except OSError as e:
+        log.warning("cannot list the data dir %s: %s", data_dir, e)
+        children = []
+    for child in children:  # what is below a 0700 folder is private already
+        if not child.is_symlink():
+            _tighten(child)
     return before
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other permissions away from `path` (0644 -> 0600, 0755 -> 0700)."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+        if current & 0o077:
+            path.chmod(current & 0o700)
+    except FileNotFoundError:  # gone meanwhile (a SQLite -shm file)
+        pass
+    except OSError as e:  # someone else's file: say so
+        log.warning("cannot make %s private (chmod go-rwx): %s", path, e)
 
 
 @contextmanager

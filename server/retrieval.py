@@ -35,7 +35,7 @@ def open_searcher(settings: Settings, kb: KnowledgeBase, embedder: Embedder | No
                   progress: Callable[[int, int], None] | None = None) -> Searcher:
     """The searcher over `kb`: the model of the settings, the index in the data dir
     (loaded, updated or built), and the thresholds with their overrides."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the server's alone
     embedder = embedder or load_embedder(settings.model, settings.encoder)
     return Searcher.open(kb, embedder, settings.index_dir, thresholds_from(settings),
                          progress=progress, decision=decision_from(settings, embedder))

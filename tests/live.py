@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -36,13 +37,14 @@ def copy_project(root: Path) -> Path:
 
 
 @contextmanager
-def serve(settings: Settings, services: Services) -> Iterator[str]:
-    """The app served by uvicorn in a thread on a free loopback port; yields its base URL."""
+def serve(settings: Settings, services: Services, **options: Any) -> Iterator[str]:
+    """The app served by uvicorn in a thread on a free loopback port; yields its base URL.
+    `options` go to uvicorn's Config (proxy_headers, forwarded_allow_ips)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services=services),
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

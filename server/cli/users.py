@@ -22,23 +22,26 @@ from server.accounts import (
 )
 from server.cli.common import fail, settings_of
 from server.cli.exit_codes import ExitCode
+from server.datadir import private_files
 from server.store import ROLES, Store, StoreError, User
 
 
 @contextmanager
 def _accounts(ctx: click.Context) -> Iterator[Accounts]:
     settings = settings_of(ctx)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.db_url)
-    try:
-        store.migrate()
-        yield Accounts(store)
-    except StoreError as e:
-        fail(str(e), ExitCode.FAILED)
-    except WeakPassword as e:
-        fail(str(e), ExitCode.USAGE)
-    finally:
-        store.close()
+    # Often the first command on a new server: the database it creates holds password
+    # hashes, so it is made as the server would make it (data dir 0700, files 0600).
+    with private_files(settings.data_dir):
+        store = Store(settings.db_url)
+        try:
+            store.migrate()
+            yield Accounts(store)
+        except StoreError as e:
+            fail(str(e), ExitCode.FAILED)
+        except WeakPassword as e:
+            fail(str(e), ExitCode.USAGE)
+        finally:
+            store.close()
 
 
 def _password(from_stdin: bool, prompt: str) -> str:

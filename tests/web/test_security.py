@@ -71,6 +71,22 @@ def test_a_blank_or_short_key_file_stops_start_up(settings: Settings, content: s
     assert "delete" in str(e.value)  # says how to recover
 
 
+@pytest.mark.parametrize("how", ["not-utf8", "a-folder", "a-dangling-link"])
+def test_an_unreadable_key_file_stops_start_up(settings: Settings, how: str) -> None:
+    settings.data_dir.mkdir(parents=True)
+    path = settings.data_dir / "secret_key"
+    if how == "not-utf8":
+        path.write_bytes(b"\xff\xfe" * 32)
+    elif how == "a-folder":
+        path.mkdir()
+    else:
+        path.symlink_to(settings.data_dir / "gone")
+    with pytest.raises(SecretKeyError, match="cannot read the session key") as e:
+        secret_key(_keyless(settings))
+    assert str(path) in str(e.value)
+    assert not (settings.data_dir / "gone").exists()  # no key written through the link
+
+
 @pytest.mark.parametrize("value", ["a", "x" * 31, " " * 40])
 def test_a_short_secret_key_setting_stops_start_up(tmp_path: Path, value: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,8 +170,9 @@ def test_an_empty_key_file_cannot_be_used_to_forge_an_instructor_session(
         assert c.get("/api/review").status_code == 401
 
 
+@pytest.mark.parametrize("where", ["file", "env"])
 @pytest.mark.parametrize("command", ["serve", "check"])
-def test_serve_and_check_explain_a_bad_key(settings: Settings, command: str,
+def test_serve_and_check_explain_a_bad_key(settings: Settings, command: str, where: str,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 
@@ -166,7 +183,10 @@ def test_serve_and_check_explain_a_bad_key(settings: Settings, command: str,
     _unset_and_restore(monkeypatch, "ASKTA_SECRET_KEY", "ASKTA_KB_DIR", "ASKTA_DATA_DIR",
                        "ASKTA_MODEL")
     settings.data_dir.mkdir(parents=True)
-    (settings.data_dir / "secret_key").write_text("\n")
+    if where == "file":
+        (settings.data_dir / "secret_key").write_text("\n")
+    else:
+        monkeypatch.setenv("ASKTA_SECRET_KEY", "a")
     r = CliRunner().invoke(cli, ["--kb", str(settings.kb_dir), "--data-dir",
                                  str(settings.data_dir), command])
     assert r.exit_code == 4, r.output
@@ -398,6 +418,58 @@ def test_serve_leaves_uvicorns_proxy_headers_off_by_default(
     assert kwargs["proxy_headers"] is True and kwargs["forwarded_allow_ips"] == "10.0.0.0/8"
 
 
+def _through_uvicorn(settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch,
+                     **changes: Any) -> Any:
+    """The app behind a real uvicorn, given the proxy options `askta serve` passes it for
+    these settings: uvicorn's own X-Forwarded-For handling is part of what is tested."""
+    from tests.live import serve
+
+    settings = settings.model_copy(update=changes)
+    kwargs = _serve(settings, monkeypatch)
+    proxy = {k: kwargs[k] for k in ("proxy_headers", "forwarded_allow_ips") if k in kwargs}
+    return serve(settings, dataclasses.replace(services, settings=settings), **proxy)
+
+
+def _spoofing(url: str, hops: list[str]) -> list[tuple[int, int]]:
+    """(chat, demo run) status for each X-Forwarded-For value, sent from 127.0.0.1."""
+    import httpx
+
+    codes = []
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for hop in hops:
+            headers = {"X-Forwarded-For": hop}
+            chat = c.post("/api/chat", json={"message": "why relu"}, headers=headers)
+            run = c.post("/api/entries/why-nonlinearities/demo/run", json={}, headers=headers)
+            codes.append((chat.status_code, run.status_code))
+    return codes
+
+
+LIMITS = {"chat_rate_limit": "3/minute", "demo_rate_limit": "3/minute"}
+ALLOWED = (200, 503)  # a question answered; a demo run counted, then refused (no sandbox)
+LIMITED = (429, 429)
+
+
+def test_uvicorn_does_not_take_spoofed_addresses_from_loopback(
+        settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `askta serve` left uvicorn's proxy_headers on, which trusts 127.0.0.1 and
+    rewrote the client to whatever X-Forwarded-For said: every spoofed address got its
+    own chat and demo-run allowance."""
+    with _through_uvicorn(settings, services, monkeypatch, **LIMITS) as url:
+        codes = _spoofing(url, [f"192.0.2.{i}" for i in range(6)])
+    assert codes == [ALLOWED] * 3 + [LIMITED] * 3
+
+
+def test_uvicorn_behind_a_trusted_proxy_uses_the_hop_the_proxy_added(
+        settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind the proxy (127.0.0.1 here) the client may still write hops of its own in
+    front of the one the proxy appends: they change nothing."""
+    with _through_uvicorn(settings, services, monkeypatch, trust_proxy_headers=True,
+                          **LIMITS) as url:
+        codes = _spoofing(url, [f"192.0.2.{i}, 203.0.113.7" for i in range(6)])
+        assert codes == [ALLOWED] * 3 + [LIMITED] * 3
+        assert _spoofing(url, ["192.0.2.1, 203.0.113.8"]) == [ALLOWED]  # another client
+
+
 # --- 4. feedback, logout and the data dir ------------------------------------------------
 def _feedback(c: TestClient, entry_id: str, helpful: bool = True) -> Any:
     return c.post("/api/feedback", json={"message": "why relu", "entry_id": entry_id,
@@ -456,8 +528,44 @@ def test_the_data_dir_and_its_files_are_private(settings: Settings) -> None:
         assert c.get("/healthz").status_code == 200
         data = settings.data_dir
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
-        for name in ("askta.db", "secret_key"):
+        assert (data / "askta.db-wal").exists()  # the log, the users' hashes, the WAL
+        for name in ("askta.db", "askta.db-wal", "secret_key"):
             assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+def test_files_left_readable_are_made_private_at_start(settings: Settings) -> None:
+    """A data dir from before the fix: 0755, its database, WAL and key 0644."""
+    settings = _keyless(settings)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/healthz").status_code == 200
+    data = settings.data_dir
+    data.chmod(0o755)
+    for path in data.iterdir():
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (data / "askta.db-wal").touch(0o644)
+    os.umask(0o022)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/healthz").status_code == 200
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for path in data.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name
+        assert stat.S_IMODE((data / "askta.db").stat().st_mode) == 0o600
+
+
+def test_adding_the_first_user_creates_a_private_database(settings: Settings) -> None:
+    """`askta user add` often runs before the server ever started: the database it
+    creates holds the password hashes (once 0644 in a 0755 folder)."""
+    from server.cli.users import user_group
+
+    os.umask(0o022)
+    r = CliRunner().invoke(user_group, ["add", "tara", "--role", "ta", "--password-stdin"],
+                           obj={"settings": settings}, input="correct horse battery\n")
+    assert r.exit_code == 0, r.output
+    data = settings.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert [p.name for p in data.iterdir() if stat.S_IMODE(p.stat().st_mode) & 0o077] == []
+    assert stat.S_IMODE((data / "askta.db").stat().st_mode) == 0o600
+    assert os.umask(0o022) == 0o022  # the command gave the process its umask back
 
 
 # --- 5. sessions and tokens end when the account says so ---------------------------------
