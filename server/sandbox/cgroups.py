@@ -116,6 +116,7 @@ class Cgroups:
             (parent / "cgroup.subtree_control").write_text(controllers)
         except OSError as e:
             return None, f"cgroup limits off: cannot create {parent} ({e})"
+        _lowest_cpu_weight(parent)
         return cls(2, {"memory": parent, "pids": parent}), f"cgroup v2 limits under {parent}"
 
     def create(self, memory_bytes: int, max_tasks: int) -> WorkerCgroup:
@@ -222,13 +223,16 @@ def _v1_cpu_parent(hierarchy: Path, own: str, name: str) -> Path | None:
         parent.mkdir(exist_ok=True)
     except OSError:
         return None
+    _lowest_cpu_weight(parent)
     return parent
 
 
 def _lowest_cpu_weight(d: Path) -> None:
     """The cpu controller: the smallest weight (v2: 1 of 10000; v1: 2 shares of 1024)
     and the idle policy for the whole cgroup, on top of the processes' own nice 19 and
-    SCHED_IDLE."""
+    SCHED_IDLE. Set on the runner's directory as well as on each sandbox's: the
+    scheduler weighs the runner's directory against the web server's processes, and an
+    idle leaf under a directory of normal weight would not yield to them."""
     for name, value in (("cpu.weight", "1"), ("cpu.shares", "2"), ("cpu.idle", "1")):
         path = d / name
         if path.exists():

@@ -400,6 +400,10 @@ def test_a_running_sandbox_is_an_idle_cpu_group(bare: SandboxRunner) -> None:
     assert done and done[0].status == "ok", done
     assert host_has_a_cpu_controller(), "this host has no cpu controller to test"
     assert seen.get("cpu.idle") == "1", seen
+    # the runner's directory too: the scheduler weighs it against the web server, and an
+    # idle leaf under a directory of normal weight would not yield to the server
+    parents = [p for p in set(bare._cgroups.parents.values()) if (p / "cpu.idle").exists()]
+    assert parents and all((p / "cpu.idle").read_text().strip() == "1" for p in parents)
     # v1 reports an idle group's shares as the idle weight, 3
     assert seen.get("cpu.weight", "1") == "1" and int(seen.get("cpu.shares", "2")) <= 3, seen
 
