@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 import redis
@@ -37,6 +38,7 @@ class RunsInFlight(Protocol):
     one student cannot fill the queue with spinning code."""
 
     cap: int
+    shared: bool  # counted over the network: call it off the event loop
 
     def take(self, client: str) -> bool:
         """Count one more run for `client`; False (nothing counted) when at the cap."""
@@ -50,6 +52,8 @@ class RunsInFlight(Protocol):
 
 class InFlight:
     """Runs each client has going in this web process."""
+
+    shared = False
 
     def __init__(self, cap: int):
         self.cap = cap
@@ -83,11 +87,16 @@ class SharedInFlight:
 
     When Redis cannot be reached a run is let through (and the error logged once), as
     the rate limits do: the cap protects the queue, and losing Redis must not stop demos.
+    After a failure Redis is left alone for RETRY_S.
     """
+
+    shared = True
+    RETRY_S = 5.0
 
     def __init__(self, url: str, cap: int, ttl_s: int):
         self.cap, self.ttl_s = cap, ttl_s
         self.error: str | None = None
+        self._down_until = 0.0  # time.monotonic() before which Redis is not tried
         self._redis: Any = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
                                                 socket_connect_timeout=TIMEOUT_S)
         self._take = self._redis.register_script(TAKE)
@@ -98,6 +107,8 @@ class SharedInFlight:
         return f"{PREFIX}in-flight:{client}"
 
     def take(self, client: str) -> bool:
+        if time.monotonic() < self._down_until:
+            return True
         try:
             taken = bool(self._take(keys=[self.key(client)], args=[self.cap, self.ttl_s]))
         except redis.RedisError as e:
@@ -107,6 +118,8 @@ class SharedInFlight:
         return taken
 
     def release(self, client: str) -> None:
+        if time.monotonic() < self._down_until:
+            return
         try:
             self._release(keys=[self.key(client)])
         except redis.RedisError as e:
@@ -117,6 +130,7 @@ class SharedInFlight:
             log.error("runs in flight: cannot reach Redis (%s: %s); runs are let through "
                       "uncounted until it answers", type(e).__name__, e)
         self.error = f"{type(e).__name__}: {e}"
+        self._down_until = time.monotonic() + self.RETRY_S
 
     def count(self, client: str) -> int:
         return int(self._redis.get(self.key(client)) or 0)

@@ -7,11 +7,11 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -23,7 +23,7 @@ from indexer.demo_params import (
     read_params,
     with_values,
 )
-from server.runs import Executor, OnDone, RunEvent, RunRequest, RunView
+from server.runs import Executor, OnDone, RunEvent, RunRequest, RunsInFlight, RunView
 from server.sandbox.errors import SandboxError
 from server.services import Services
 from server.web.errors import (
@@ -36,6 +36,7 @@ from server.web.errors import (
 from server.web.presenters import demo_file, published_entry, sandbox_notice
 
 log = logging.getLogger("askta")
+T = TypeVar("T")
 # The browser's EventSource waits this long (ms) before reconnecting a lost stream.
 SSE_RETRY_MS = 1000
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -153,15 +154,15 @@ async def submit_demo(services: Services, entry_id: str, device: str, *,
     most ASKTA_RUNS_IN_FLIGHT_PER_CLIENT of its runs are queued or running at once."""
     plan = demo_request(services, entry_id, device, params=params, code=code)
     on_done = recorder(services, plan)
+    in_flight = services.runs_in_flight
     if client is not None:
-        in_flight = services.runs_in_flight
-        if not in_flight.take(client):
+        if not await _counted(in_flight, in_flight.take, client):
             raise RateLimited(IN_FLIGHT_RETRY_S, f"You already have {in_flight.cap} runs "
                               "going: wait for one to finish.")
         record = on_done
 
         async def on_done(run: RunView) -> None:
-            in_flight.release(client)
+            await _counted(in_flight, in_flight.release, client)
             await record(run)
 
     try:
@@ -169,8 +170,16 @@ async def submit_demo(services: Services, entry_id: str, device: str, *,
             return await executor_of(services).submit(plan.request, on_done)
     except BaseException:
         if client is not None:
-            services.runs_in_flight.release(client)
+            await _counted(in_flight, in_flight.release, client)
         raise
+
+
+async def _counted(in_flight: RunsInFlight, call: Callable[[str], T], client: str) -> T:
+    """A call on the runs-in-flight count: on the event loop when it is in memory, from a
+    worker thread when it is a round trip to Redis."""
+    if in_flight.shared:
+        return await run_in_threadpool(call, client)
+    return call(client)
 
 
 async def with_waiting(executor: Executor, run_id: str, events: AsyncIterator[RunEvent],

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from limits import RateLimitItem, parse
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
@@ -77,16 +78,23 @@ class SharedLimiter:
 
     When the storage cannot be reached the request is let through (and the error
     logged): a rate limit protects the server, and losing Redis must not stop answers.
+    After a failure the storage is left alone for RETRY_S, so that a Redis that does
+    not answer at all costs one request its timeout, not every request.
     """
+
+    RETRY_S = 5.0
 
     def __init__(self, rate: str, storage: Storage, namespace: str = "askta-rate"):
         self.item: RateLimitItem = parse(rate)
         self.limiter = MovingWindowRateLimiter(storage)
         self.namespace = namespace
         self.error: str | None = None
+        self._down_until = 0.0  # time.monotonic() before which the storage is not tried
 
     def hit(self, key: str) -> float | None:
         """Record a hit for `key`; None when allowed, else the seconds until one is."""
+        if time.monotonic() < self._down_until:
+            return None
         try:
             if self.limiter.hit(self.item, self.namespace, key):
                 self.error = None
@@ -97,6 +105,7 @@ class SharedLimiter:
                 log.error("rate limits: cannot reach the shared counters (%s: %s); requests "
                           "are not limited until they answer again", type(e).__name__, e)
             self.error = f"{type(e).__name__}: {e}"
+            self._down_until = time.monotonic() + self.RETRY_S
             return None
         return max(reset - time.time(), 0.001)
 
@@ -134,20 +143,26 @@ class RateLimits:
                 "edit": self.edit}[kind]
 
 
-def check_rate(request: Request, kind: Kind) -> None:
-    """Count this request against the client's limit for `kind`; raise RateLimited when over."""
+async def check_rate(request: Request, kind: Kind) -> None:
+    """Count this request against the client's limit for `kind`; raise RateLimited when over.
+    Counted in memory on the event loop (a dict and a lock), or, when the counters are
+    shared, in Redis from a worker thread: a network round trip must not hold the loop."""
     limits: RateLimits = request.app.state.services.rate_limits
     limiter = limits.of(kind)
     if limiter is None:
         return
-    retry_after = limiter.hit(f"{kind}:{client_id(request)}")
+    key = f"{kind}:{client_id(request)}"
+    if limits.shared:
+        retry_after = await run_in_threadpool(limiter.hit, key)
+    else:
+        retry_after = limiter.hit(key)
     if retry_after is not None:
         raise RateLimited(retry_after)
 
 
 # async, as in server/web/deps.py: FastAPI would run a plain def in its thread pool.
 async def _demo_limit(request: Request) -> None:
-    check_rate(request, "demo")
+    await check_rate(request, "demo")
 
 
 # Use as a parameter (`_: DemoRateLimit`).

@@ -60,3 +60,15 @@ def test_runs_go_through_uncounted_when_redis_is_down() -> None:
     assert cap.take("a") and cap.take("a")
     cap.release("a")
     assert cap.error is not None and "Connection" in cap.error
+
+
+def test_a_hanging_redis_is_left_alone_for_a_while() -> None:
+    with socket.socket() as server:  # takes connections, never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        cap = runs_in_flight(1, f"redis://127.0.0.1:{server.getsockname()[1]}/0", ttl_s=60)
+        assert cap.shared and cap.take("a")  # after the socket timeout
+        started = time.monotonic()
+        assert all(cap.take("a") for _ in range(10))
+        cap.release("a")
+        assert time.monotonic() - started < 0.5

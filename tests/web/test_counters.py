@@ -5,6 +5,10 @@ what happens when Redis cannot be reached."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -85,3 +89,46 @@ def test_a_login_is_refused_not_unthrottled_when_redis_is_down(
                         follow_redirects=False)
         assert r.status_code == 503 and "try again" in r.text
         assert "askta_session" not in client.cookies
+
+
+@contextmanager
+def silent_redis() -> Iterator[str]:
+    """A port that takes connections and never answers: a Redis that hangs."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+
+
+def test_a_hanging_redis_costs_one_request_its_timeout_not_every_request(
+        settings: Settings) -> None:
+    with silent_redis() as url:
+        limiter = RateLimits.from_settings(settings.model_copy(
+            update={"redis_url": url, "chat_rate_limit": "1/minute"})).chat
+        assert isinstance(limiter, SharedLimiter)
+        started = time.monotonic()
+        assert limiter.hit("chat:x") is None  # waits for the socket timeout, then lets it by
+        assert time.monotonic() - started >= 1.0 and limiter.error is not None
+        started = time.monotonic()
+        assert [limiter.hit("chat:x") for _ in range(20)] == [None] * 20
+        assert time.monotonic() - started < 0.5  # not tried again for RETRY_S
+
+
+def test_shared_counters_are_asked_off_the_event_loop(settings: Settings,
+                                                      services: Services) -> None:
+    """While a chat request waits on a Redis that hangs, the server answers others."""
+    with silent_redis() as url:
+        hanging = settings.model_copy(update={"redis_url": url, "chat_rate_limit": "5/minute"})
+        services.rate_limits = RateLimits.from_settings(hanging)
+        with TestClient(create_app(hanging, services=services)) as client:
+            chat: list[int] = []  # one event loop serves both clients' requests
+            asking = threading.Thread(target=lambda: chat.append(
+                client.post("/api/chat", json={"message": "relu?"}).status_code))
+            asking.start()
+            time.sleep(0.3)  # the chat request is waiting on Redis
+            started = time.monotonic()
+            health = client.get("/healthz").status_code
+            took = time.monotonic() - started
+            asking.join(10)
+        assert health == 200 and chat == [200]  # the limit fails open
+        assert took < 1.0, f"/healthz waited {took:.2f} s behind the chat's Redis call"

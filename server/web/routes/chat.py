@@ -79,7 +79,7 @@ async def chat(
 ) -> JSONResponse:
     """Answer a question from the knowledge base, or route it to the TAs."""
     check_message(body.message, services.settings.max_message_chars)
-    check_rate(request, "chat")
+    await check_rate(request, "chat")
     started = time.perf_counter()
     try:
         reply = await services.answering(answer, services, body.message, client,
@@ -149,7 +149,7 @@ async def near_miss_verdict(body: NearMissVerdict, request: Request,
     alternate phrasing); no leaves the question in the queue as it is. 404: no such
     review item or published entry; 409: a TA already closed the item.
     """
-    check_rate(request, "feedback")
+    await check_rate(request, "feedback")
     published_entry(services, body.entry_id)
     if body.accepted:
         try:

@@ -36,7 +36,7 @@ async def post_feedback(body: FeedbackRequest, request: Request, services: Servi
     drafts from ids that do not exist.
     """
     check_message(body.message, services.settings.max_message_chars)
-    check_rate(request, "feedback")
+    await check_rate(request, "feedback")
     published_entry(services, body.entry_id)
     review_id = await run_in_threadpool(services.review_queue.record_feedback, body.message,
                                         body.entry_id, body.helpful, client)

@@ -104,7 +104,7 @@ async def create_run(body: RunCreate, request: Request, services: ServicesDep,
                      client: ClientDep, _: DemoRateLimit) -> JSONResponse:
     """Start a run of the entry's demo; 202 at once, with where to follow it."""
     if body.code is not None:
-        check_rate(request, "edit")  # edited code: its own, lower limit
+        await check_rate(request, "edit")  # edited code: its own, lower limit
     run = await submit_demo(services, body.entry_id, body.device, params=body.params,
                             code=body.code, client=client)
     url = _events_url(run.id)
@@ -164,7 +164,7 @@ async def ask_about_run(run_id: str, body: RunQuestion, request: Request,
     """Ask a TA about a run: the question, the code the student ran and its output (as
     the server saw it) go to the review queue as one item."""
     check_message(body.question, services.settings.max_message_chars)
-    check_rate(request, "feedback")
+    await check_rate(request, "feedback")
     run = await _run(executor_of(services), run_id)
     if not run.finished:
         raise Conflict("The run has not finished yet: ask once it is done.")
