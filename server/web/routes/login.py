@@ -39,8 +39,8 @@ async def login(request: Request, services: ServicesDep, name: str = Form(""),
         return login_page(request, next_url=next, status=403, name=name,
                           error="The form expired: please try again.")
     throttle = services.login_throttle
-    try:
-        wait = throttle.attempt(name, client_id(request))
+    try:  # in a worker thread: the counters may be a round trip to Redis
+        wait = await run_in_threadpool(throttle.attempt, name, client_id(request))
     except ThrottleUnavailable:
         return _refused(request, next, name, 503, 5,
                         "Logins cannot be checked right now: try again in a moment.")
@@ -55,7 +55,7 @@ async def login(request: Request, services: ServicesDep, name: str = Form(""),
     if user is None:
         return login_page(request, next_url=next, status=401, name=name,
                           error="Wrong name or password.")
-    throttle.succeeded(name)
+    await run_in_threadpool(throttle.succeeded, name)
     response = RedirectResponse(safe_next(next), status_code=303)
     sessions(request).start(response, user)
     await run_in_threadpool(services.store.audit, user.name, "login")
