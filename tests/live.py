@@ -11,8 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from server.config import Settings
 from server.services import Services
@@ -78,3 +79,22 @@ def screenshot(pages: list[Page], name: str) -> None:
     for i, page in enumerate(pages):
         suffix = f"-{i}" if len(pages) > 1 else ""
         page.screenshot(path=str(ARTIFACTS / f"{name}{suffix}.png"), full_page=True)
+
+
+@contextmanager
+def watched_page(browser: Browser, base_url: str,
+                 request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on `base_url`: JavaScript errors fail the test, and a screenshot is
+    kept when the test fails. For the browser tests' `page` fixtures."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    failed_before = request.session.testsfailed
+    yield page
+    if request.session.testsfailed > failed_before:
+        screenshot([page], request.node.name)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"

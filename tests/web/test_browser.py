@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, Route, expect
 from indexer.embedders import SentenceTransformerEmbedder
 from server.config import Settings
 from server.services import Services
-from tests.live import TIMEOUT_MS, copy_project, screenshot, serve
+from tests.live import TIMEOUT_MS, copy_project, screenshot, serve, watched_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -53,18 +53,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture
 def page(browser: Browser, live_server: tuple[str, Services],
          request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh page; JavaScript errors fail the test; a screenshot is kept when it fails."""
-    context = browser.new_context(base_url=live_server[0])
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    failed_before = request.session.testsfailed
-    yield pg
-    if request.session.testsfailed > failed_before:
-        screenshot([pg], request.node.name)
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    with watched_page(browser, live_server[0], request) as pg:
+        yield pg
 
 
 def ask(page: Page, question: str) -> None:
