@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -62,6 +63,8 @@ class LoginThrottle:
         self.limiter = MovingWindowRateLimiter(storage or MemoryStorage())
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(self.hash_slots)
+        # attempts are counted from worker threads: test-then-hit must not interleave
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, storage: Storage | None = None) -> LoginThrottle:
@@ -84,16 +87,19 @@ class LoginThrottle:
 
     def _attempt(self, account: str, address: str) -> float | None:
         checks = self._checks(account, address)
-        waits = []
-        for limit, key in checks:
-            if not self.limiter.test(limit, *key):
-                reset = self.limiter.get_window_stats(limit, *key).reset_time
-                waits.append(reset - self.clock())
+        with self._lock:
+            waits = [self._wait(limit, key) for limit, key in checks
+                     if not self.limiter.test(limit, *key)]
+            if not waits:
+                # another process may have counted in between: a refused hit refuses too
+                waits = [self._wait(limit, key) for limit, key in checks
+                         if not self.limiter.hit(limit, *key)]
         if waits:
             return float(max(1, math.ceil(max(waits))))
-        for limit, key in checks:
-            self.limiter.hit(limit, *key)
         return None
+
+    def _wait(self, limit: RateLimitItem, key: tuple[str, str]) -> float:
+        return float(self.limiter.get_window_stats(limit, *key).reset_time - self.clock())
 
     def succeeded(self, account: str) -> None:
         """The account's owner logged in: forget its failed attempts."""

@@ -5,6 +5,7 @@ what happens when Redis cannot be reached."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -132,3 +133,29 @@ def test_shared_counters_are_asked_off_the_event_loop(settings: Settings,
             asking.join(10)
         assert health == 200 and chat == [200]  # the limit fails open
         assert took < 1.0, f"/healthz waited {took:.2f} s behind the chat's Redis call"
+
+
+def test_login_attempts_counted_from_many_threads_at_once_stop_at_the_limit(
+        settings: Settings) -> None:
+    """Attempts are counted from worker threads: a burst released together must not
+    slip past the per-account limit between its test and its hit."""
+    throttle = LoginThrottle.from_settings(settings.model_copy(
+        update={"login_rate_limit": "5/minute", "login_ip_rate_limit": "off"}))
+    start = threading.Barrier(40)
+    allowed: list[bool] = []
+
+    def guess() -> None:
+        start.wait()
+        allowed.append(throttle.attempt("tara", "1.2.3.4") is None)
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=guess) for _ in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        sys.setswitchinterval(before)
+    assert len(allowed) == 40 and allowed.count(True) == 5
