@@ -1,5 +1,9 @@
 """A cap on the runs one client has going at once: in this web process, or across every
-web process through Redis (ASKTA_REDIS_URL)."""
+web process through Redis (ASKTA_REDIS_URL).
+
+Each run is counted under a token of its own, so a release is idempotent: releasing a
+token twice, or one that was never counted, changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,22 @@ import redis
 
 from server.runs.redis_keys import PREFIX
 
-# Redis: KEYS[1] the client's counter. ARGV: cap, ttl. 1 when counted, 0 at the cap.
+# Redis: KEYS[1] the client's sorted set of tokens, each scored with the (Redis) time
+# it lapses. ARGV: cap, ttl, token. 1 when counted, 0 at the cap.
 TAKE = """
-local n = redis.call('INCR', KEYS[1])
-if n > tonumber(ARGV[1]) then
-    redis.call('DECR', KEYS[1])
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
     return 0
 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
-# KEYS[1] the client's counter: one fewer, and gone at zero.
-RELEASE = """
-local n = redis.call('DECR', KEYS[1])
-if n <= 0 then redis.call('DEL', KEYS[1]) end
-return n
+# KEYS[1] the client's sorted set. The runs still counted (not lapsed).
+COUNT = """
+local now = tonumber(redis.call('TIME')[1])
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 """
 TIMEOUT_S = 2.0
 
@@ -40,11 +45,11 @@ class RunsInFlight(Protocol):
     cap: int
     shared: bool  # counted over the network: call it off the event loop
 
-    def take(self, client: str) -> bool:
-        """Count one more run for `client`; False (nothing counted) when at the cap."""
+    def take(self, client: str, token: str) -> bool:
+        """Count the run `token` for `client`; False (nothing counted) when at the cap."""
 
-    def release(self, client: str) -> None:
-        """One run of `client` has ended."""
+    def release(self, client: str, token: str) -> None:
+        """The run `token` has ended (or never started)."""
 
     def count(self, client: str) -> int:
         """How many runs `client` has going."""
@@ -57,32 +62,33 @@ class InFlight:
 
     def __init__(self, cap: int):
         self.cap = cap
-        self._runs: dict[str, int] = {}
+        self._runs: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
-    def take(self, client: str) -> bool:
+    def take(self, client: str, token: str) -> bool:
         with self._lock:
-            if self._runs.get(client, 0) >= self.cap:
+            runs = self._runs.setdefault(client, set())
+            if len(runs) >= self.cap:
                 return False
-            self._runs[client] = self._runs.get(client, 0) + 1
+            runs.add(token)
             return True
 
-    def release(self, client: str) -> None:
+    def release(self, client: str, token: str) -> None:
         with self._lock:
-            left = self._runs.get(client, 0) - 1
-            if left > 0:
-                self._runs[client] = left
-            else:
-                self._runs.pop(client, None)
+            runs = self._runs.get(client)
+            if runs is not None:
+                runs.discard(token)
+                if not runs:
+                    del self._runs[client]
 
     def count(self, client: str) -> int:
         with self._lock:
-            return self._runs.get(client, 0)
+            return len(self._runs.get(client, ()))
 
 
 class SharedInFlight:
-    """Runs each client has going in every web process, counted in Redis. A counter
-    expires `ttl_s` after its last run started, so runs a killed process never released
+    """Runs each client has going in every web process, counted in Redis. Each run's
+    token lapses `ttl_s` after it was counted, so runs a killed process never released
     stop counting once no run could still be going.
 
     When Redis cannot be reached a run is let through (and the error logged once), as
@@ -100,30 +106,34 @@ class SharedInFlight:
         self._redis: Any = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
                                                 socket_connect_timeout=TIMEOUT_S)
         self._take = self._redis.register_script(TAKE)
-        self._release = self._redis.register_script(RELEASE)
+        self._count = self._redis.register_script(COUNT)
 
     @staticmethod
     def key(client: str) -> str:
         return f"{PREFIX}in-flight:{client}"
 
-    def take(self, client: str) -> bool:
+    def take(self, client: str, token: str) -> bool:
         if time.monotonic() < self._down_until:
             return True
         try:
-            taken = bool(self._take(keys=[self.key(client)], args=[self.cap, self.ttl_s]))
+            taken = bool(self._take(keys=[self.key(client)],
+                                    args=[self.cap, self.ttl_s, token]))
         except redis.RedisError as e:
             self._failed(e)
             return True
         self.error = None
         return taken
 
-    def release(self, client: str) -> None:
-        if time.monotonic() < self._down_until:
-            return
+    def release(self, client: str, token: str) -> None:
+        # tried even while Redis is left alone: a missed release holds a place until
+        # the token lapses; removing a token that was never counted does nothing
         try:
-            self._release(keys=[self.key(client)])
+            self._redis.zrem(self.key(client), token)
         except redis.RedisError as e:
             self._failed(e)
+
+    def count(self, client: str) -> int:
+        return int(self._count(keys=[self.key(client)]))
 
     def _failed(self, e: Exception) -> None:
         if self.error is None:
@@ -131,9 +141,6 @@ class SharedInFlight:
                       "uncounted until it answers", type(e).__name__, e)
         self.error = f"{type(e).__name__}: {e}"
         self._down_until = time.monotonic() + self.RETRY_S
-
-    def count(self, client: str) -> int:
-        return int(self._redis.get(self.key(client)) or 0)
 
 
 def runs_in_flight(cap: int, redis_url: str | None, ttl_s: int) -> RunsInFlight:

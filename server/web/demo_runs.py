@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,32 +155,47 @@ async def submit_demo(services: Services, entry_id: str, device: str, *,
     most ASKTA_RUNS_IN_FLIGHT_PER_CLIENT of its runs are queued or running at once."""
     plan = demo_request(services, entry_id, device, params=params, code=code)
     on_done = recorder(services, plan)
-    in_flight = services.runs_in_flight
-    if client is not None:
-        if not await _counted(in_flight, in_flight.take, client):
+    if client is None:
+        with refusals():
+            return await executor_of(services).submit(plan.request, on_done)
+    in_flight, token = services.runs_in_flight, uuid.uuid4().hex
+    try:
+        taken = await _counted(in_flight, in_flight.take, client, token)
+        if not taken:
             raise RateLimited(IN_FLIGHT_RETRY_S, f"You already have {in_flight.cap} runs "
                               "going: wait for one to finish.")
         record = on_done
 
         async def on_done(run: RunView) -> None:
-            await _counted(in_flight, in_flight.release, client)
-            await record(run)
+            try:
+                await _counted(in_flight, in_flight.release, client, token)
+            finally:
+                await record(run)
 
-    try:
         with refusals():
             return await executor_of(services).submit(plan.request, on_done)
     except BaseException:
-        if client is not None:
-            await _counted(in_flight, in_flight.release, client)
+        # not started (refused, or cancelled, maybe while the count was being taken):
+        # give the place back without awaiting, which a cancelled task could not do
+        _release_soon(in_flight, client, token)
         raise
 
 
-async def _counted(in_flight: RunsInFlight, call: Callable[[str], T], client: str) -> T:
+async def _counted(in_flight: RunsInFlight, call: Callable[[str, str], T], client: str,
+                   token: str) -> T:
     """A call on the runs-in-flight count: on the event loop when it is in memory, from a
     worker thread when it is a round trip to Redis."""
     if in_flight.shared:
-        return await run_in_threadpool(call, client)
-    return call(client)
+        return await run_in_threadpool(call, client, token)
+    return call(client, token)
+
+
+def _release_soon(in_flight: RunsInFlight, client: str, token: str) -> None:
+    """Release `token` now (in memory) or from a worker thread (Redis), not awaited."""
+    if in_flight.shared:
+        asyncio.get_running_loop().run_in_executor(None, in_flight.release, client, token)
+    else:
+        in_flight.release(client, token)
 
 
 async def with_waiting(executor: Executor, run_id: str, events: AsyncIterator[RunEvent],

@@ -5,6 +5,7 @@ given; the test marked `sandbox` runs real demos."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,8 +14,10 @@ from fastapi.testclient import TestClient
 
 from server.accounts import Accounts
 from server.config import Settings
+from server.runs import runs_in_flight
 from server.services import Services
 from server.web.app import create_app
+from server.web.demo_runs import submit_demo
 from tests.web.test_routes_demos import FakeRunner
 from tests.web.test_routes_runs import wait_done
 
@@ -181,3 +184,34 @@ def test_a_client_may_have_only_so_many_runs_going(settings: Settings,
         while services.runs_in_flight.count("testclient") and time.monotonic() < deadline:
             time.sleep(0.02)
         assert run(c)["status"] == "ok"
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["in memory", "in redis"])
+def test_a_run_cancelled_before_it_started_gives_its_place_back(
+        settings: Settings, services: Services, shared: bool, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request cancelled while its run is being submitted (a client gone, a shutdown)
+    does not keep counting against the client."""
+    if shared:
+        services.runs_in_flight = runs_in_flight(2, request.getfixturevalue("redis_url"),
+                                                 ttl_s=60)
+    services.sandbox = FakeRunner(delay_s=0.1)  # type: ignore[assignment]
+
+    async def never_submitted(*args: object) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(services.runs, "submit", never_submitted)
+
+    async def cancel_one() -> None:
+        task = asyncio.create_task(submit_demo(services, ENTRY, "cpu", client="c"))
+        await asyncio.sleep(0.3)
+        assert services.runs_in_flight.count("c") == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 5
+        while services.runs_in_flight.count("c") and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    asyncio.run(cancel_one())
+    assert services.runs_in_flight.count("c") == 0
