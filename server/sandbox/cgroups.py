@@ -45,20 +45,23 @@ def _runner_dir_name() -> str:
 
 def _remove_stale(where: Path) -> None:
     """Remove empty cgroups left by an askta server that was killed (its pid is gone)."""
-    for parent in where.glob("askta-*"):
+    try:
+        parents = list(where.glob("askta-*"))
+    except OSError:
+        return
+    for parent in parents:
         pid = parent.name.removeprefix("askta-").split("-")[0]
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
-        for child in parent.iterdir():
-            if child.is_dir():
-                try:
-                    child.rmdir()
-                except OSError:
-                    pass
-        try:
-            parent.rmdir()
+        try:  # another process starting now may be removing it too
+            children = [c for c in parent.iterdir() if c.is_dir()]
         except OSError:
-            pass
+            continue
+        for child in children:
+            with contextlib.suppress(OSError):
+                child.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 @dataclass
@@ -120,25 +123,33 @@ class Cgroups:
         return cls(2, {"memory": parent, "pids": parent}), f"cgroup v2 limits under {parent}"
 
     def create(self, memory_bytes: int, max_tasks: int) -> WorkerCgroup:
-        """A new leaf cgroup (or pair, for v1) with the limits written."""
+        """A new leaf cgroup (or pair, for v1) with the limits written, and on v1 a leaf
+        in the cpu hierarchy where there is one (best effort: the limits hold without)."""
         name = f"w{next(_counter)}"
-        dirs = sorted({p / name for p in self.parents.values()})
-        for d in dirs:
-            d.mkdir()
-        cg = WorkerCgroup(self.version, dirs)
-        if self.version == 2:
-            d = dirs[0]
-            (d / "memory.max").write_text(str(memory_bytes))
-            if (d / "memory.swap.max").exists():
-                (d / "memory.swap.max").write_text("0")
-            (d / "pids.max").write_text(str(max_tasks))
-            _lowest_cpu_weight(d)
-        else:
-            mem = self.parents["memory"] / name
-            (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
-            (self.parents["pids"] / name / "pids.max").write_text(str(max_tasks))
-            if "cpu" in self.parents:
-                _lowest_cpu_weight(self.parents["cpu"] / name)
+        cg = WorkerCgroup(self.version, [])
+        try:
+            for d in sorted({p / name for kind, p in self.parents.items() if kind != "cpu"}):
+                d.mkdir()
+                cg.dirs.append(d)
+            if self.version == 2:
+                d = cg.dirs[0]
+                (d / "memory.max").write_text(str(memory_bytes))
+                if (d / "memory.swap.max").exists():
+                    (d / "memory.swap.max").write_text("0")
+                (d / "pids.max").write_text(str(max_tasks))
+                _lowest_cpu_weight(d)
+            else:
+                mem = self.parents["memory"] / name
+                (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
+                (self.parents["pids"] / name / "pids.max").write_text(str(max_tasks))
+        except OSError:
+            cg.kill_and_remove()
+            raise
+        if "cpu" in self.parents:
+            with contextlib.suppress(OSError):  # the runner's directory was taken away
+                (self.parents["cpu"] / name).mkdir()
+                cg.cpu = self.parents["cpu"] / name
+                _lowest_cpu_weight(cg.cpu)
         return cg
 
     def remove(self, wait_s: float = 3.0) -> None:
@@ -162,13 +173,21 @@ class WorkerCgroup:
     """The cgroup(s) of one sandbox."""
 
     version: int
-    dirs: list[Path]
+    dirs: list[Path]  # where the memory and pids limits are
+    cpu: Path | None = None  # v1: the leaf in the cpu hierarchy, where there is one
 
     def add(self, pids: list[int]) -> None:
-        """Move processes in (parents first; all their threads move with them)."""
+        """Move processes in (parents first; all their threads move with them): into the
+        limits' cgroups, then, best effort, into the cpu one."""
         for d in self.dirs:
             for pid in pids:
                 (d / "cgroup.procs").write_text(str(pid))
+        if self.cpu is not None:
+            try:
+                for pid in pids:
+                    (self.cpu / "cgroup.procs").write_text(str(pid))
+            except OSError:  # the limits hold; the processes' nice and SCHED_IDLE remain
+                pass
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed something here for running out of memory."""
@@ -187,7 +206,7 @@ class WorkerCgroup:
     def kill_and_remove(self, wait_s: float = 2.0) -> None:
         """SIGKILL whatever is left inside, then remove the directories."""
         deadline = time.monotonic() + wait_s
-        for d in self.dirs:
+        for d in [*self.dirs, *([self.cpu] if self.cpu is not None else [])]:
             if (d / "cgroup.kill").exists():
                 try:
                     (d / "cgroup.kill").write_text("1")

@@ -28,7 +28,7 @@ from server.sandbox import (
 )
 from server.sandbox.bwrap import sandbox_uid
 from server.sandbox.cgroups import ROOT as CGROUP_ROOT
-from server.sandbox.cgroups import _lowest_cpu_weight, _v1_cpu_parent
+from server.sandbox.cgroups import Cgroups, _lowest_cpu_weight, _v1_cpu_parent
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -893,3 +893,23 @@ def test_a_v1_cpu_hierarchy_gets_a_runner_directory_with_the_lowest_shares(
     _lowest_cpu_weight(parent)
     assert (parent / "cpu.shares").read_text() == "2"
     assert (parent / "cpu.idle").read_text() == "1"
+
+
+def test_the_memory_and_pids_limits_hold_when_the_cpu_leaf_cannot_be_made(
+        tmp_path: Path) -> None:
+    """cgroup v1 (a stand-in tree): the cpu leaf is best effort, made and joined after
+    the limits, so losing it never costs a run its memory and pids limits."""
+    parents = {"memory": tmp_path / "memory", "pids": tmp_path / "pids",
+               "cpu": tmp_path / "cpu-gone"}
+    for kind in ("memory", "pids"):
+        parents[kind].mkdir()
+    cg = Cgroups(1, parents).create(memory_bytes=1 << 20, max_tasks=8)
+    assert cg.cpu is None and len(cg.dirs) == 2
+    cg.add([12345])
+    assert all((d / "cgroup.procs").read_text() == "12345" for d in cg.dirs)
+    (parents["cpu"]).mkdir()  # there, but its leaf refuses processes
+    cg = Cgroups(1, parents).create(memory_bytes=1 << 20, max_tasks=8)
+    assert cg.cpu is not None
+    (cg.cpu / "cgroup.procs").mkdir()
+    cg.add([12345])
+    assert all((d / "cgroup.procs").read_text() == "12345" for d in cg.dirs)
