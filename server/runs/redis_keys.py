@@ -8,6 +8,8 @@
     askta:runs:running        ids of the runs that are running
     askta:workers:{device}    sorted set: each connected worker, scored with the
                               (Redis) time its last heartbeat expires, WORKER_TTL_S on
+    askta:in-flight:{client}  sorted set: the client's runs in flight, each token scored
+                              with the (Redis) time it lapses (server/runs/in_flight.py)
 
 Every change goes through a script that first reads the status, so a run ends once:
 a worker's late output after its run was ended as lost is dropped, and a message
