@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -39,7 +38,6 @@ from indexer.decision import Candidate  # noqa: E402
 from indexer.embedders import load_embedder  # noqa: E402
 from indexer.evaluate import Labeled, load_labeled  # noqa: E402
 from indexer.kb import KnowledgeBase  # noqa: E402
-from indexer.schema import Status  # noqa: E402
 from indexer.search import Searcher, Thresholds  # noqa: E402
 from server import evaluation  # noqa: E402
 
@@ -124,13 +122,8 @@ def main() -> None:
     embedder = load_embedder()
     rescorer = Rescorer(args.rescorer) if args.rescorer else None
     kb_dir = REPO / "kb"
-    with tempfile.TemporaryDirectory(prefix="askta-rank-") as tmp:
-        drafts = evaluation.import_pages(kb_dir, Path(tmp) / "kb",
-                                         [evaluation.DATA / p for p in evaluation.PAGES])
-        kb = KnowledgeBase.load(Path(tmp) / "kb", REPO)
-        kb.remember([d.model_copy(update={"status": Status.published}) for d in drafts])
-        fresh = evaluation._copy(kb, embedder, Thresholds())
-    bundled = evaluation._copy(KnowledgeBase.load(kb_dir), embedder, Thresholds())
+    fresh, _ = evaluation.fresh_week(kb_dir, embedder, Thresholds())
+    bundled = evaluation.in_memory_searcher(KnowledgeBase.load(kb_dir), embedder, Thresholds())
     sets = [("fresh", fresh, load_labeled(evaluation.DATA / evaluation.FRESH_QUESTIONS))]
     if args.dev.exists():
         sets.append(("bundled-dev", bundled, load_labeled(args.dev)))

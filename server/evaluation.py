@@ -111,7 +111,8 @@ def ask(searcher: Searcher, dataset: str, items: list[tuple[Labeled, str]]) -> l
     return out
 
 
-def _copy(kb: KnowledgeBase, embedder: Embedder, thresholds: Thresholds) -> Searcher:
+def in_memory_searcher(kb: KnowledgeBase, embedder: Embedder,
+                       thresholds: Thresholds) -> Searcher:
     """An in-memory searcher over the KB's entries (nothing is written)."""
     copy = KnowledgeBase(kb.kb_dir, kb.project_dir, kb.entries)
     searcher = Searcher(copy, embedder, VectorIndex(embedder.dimension, index_identity(embedder)),
@@ -160,6 +161,17 @@ def import_pages(kb_dir: Path, into: Path, pages: list[Path]) -> list[Entry]:
     return [kb.entries[i] for i in created]
 
 
+def fresh_week(kb_dir: Path, embedder: Embedder, thresholds: Thresholds,
+               data: Path = DATA) -> tuple[Searcher, list[Entry]]:
+    """An in-memory searcher over the bundled KB plus the held-out week's pages imported
+    and published as imported (question and answer, no alternates); and the drafts."""
+    with tempfile.TemporaryDirectory(prefix="askta-fresh-") as tmp:
+        drafts = import_pages(kb_dir, Path(tmp) / "kb", [data / p for p in PAGES])
+        kb = KnowledgeBase.load(Path(tmp) / "kb", kb_dir.resolve().parent)
+        kb.remember([d.model_copy(update={"status": Status.published}) for d in drafts])
+        return in_memory_searcher(kb, embedder, thresholds), drafts
+
+
 def _group(item: Labeled) -> str:
     return item.expect or f"q:{item.question}"
 
@@ -170,7 +182,7 @@ def collect(kb_dir: Path, embedder: Embedder, dev: list[Labeled],
     thresholds = Thresholds()
     fresh_items = load_labeled(data / FRESH_QUESTIONS)
     nulls = load_labeled(data / NULL_QUESTIONS)
-    bundled = _copy(KnowledgeBase.load(kb_dir), embedder, thresholds)
+    bundled = in_memory_searcher(KnowledgeBase.load(kb_dir), embedder, thresholds)
     asked = ask(bundled, "bundled-dev", [(i, _group(i)) for i in dev])
     asked += alternates_out(bundled)
     phrasings = {e.id: [*e.phrasings, *(i.question for i in dev if i.expect == e.id)]
@@ -178,11 +190,7 @@ def collect(kb_dir: Path, embedder: Embedder, dev: list[Labeled],
     asked += entry_out(bundled, "bundled-entry-out", phrasings)
     asked += ask(bundled, "bundled-new-week",
                  [(Labeled(i.question, None), _group(i)) for i in fresh_items + nulls])
-    with tempfile.TemporaryDirectory(prefix="askta-fresh-") as tmp:
-        drafts = import_pages(kb_dir, Path(tmp) / "kb", [data / p for p in PAGES])
-        kb = KnowledgeBase.load(Path(tmp) / "kb", kb_dir.resolve().parent)
-        kb.remember([d.model_copy(update={"status": Status.published}) for d in drafts])
-        fresh = _copy(kb, embedder, thresholds)
+    fresh, drafts = fresh_week(kb_dir, embedder, thresholds, data)
     asked += ask(fresh, "fresh", [(i, _group(i)) for i in fresh_items + nulls])
     imported = {d.id for d in drafts}
     asked += entry_out(fresh, "fresh-entry-out", {
