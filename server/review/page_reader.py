@@ -320,17 +320,27 @@ class _HTMLBlocks(HTMLParser):
             if src.startswith(("http://", "https://")):  # an embedded video: its link
                 self.buf.append(f" <{src}> ")
             self.skip += 1
-        elif tag == "code" and self.kind != "code":
-            self.buf.append("`")
-        elif self.kind in ("code", "heading"):
+        elif self._inline_mark(tag):
             return
-        elif tag in EMPHASIS:
-            self.buf.append(EMPHASIS[tag])
         elif tag == "a":
             href = attributes.get("href") or ""
             if href.startswith(("http://", "https://")):
                 self.href = href
                 self.buf.append("[")
+
+    def _inline_mark(self, tag: str) -> bool:
+        """Write the mark of a code span or emphasis, the same at either end of it.
+        True when `tag` is one, or when nothing inline is marked here (code blocks and
+        headings take their text plain)."""
+        if tag == "code" and self.kind != "code":
+            self.buf.append("`")
+        elif self.kind in ("code", "heading"):
+            pass
+        elif tag in EMPHASIS:
+            self.buf.append(EMPHASIS[tag])
+        else:
+            return False
+        return True
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.SKIP or tag == "iframe":
@@ -344,12 +354,8 @@ class _HTMLBlocks(HTMLParser):
         elif re.fullmatch(r"h[1-6]", tag) or tag == "pre" or (tag in self.BLOCK
                                                                 and self.kind != "code"):
             self._flush()
-        elif tag == "code" and self.kind != "code":
-            self.buf.append("`")
-        elif self.kind in ("code", "heading"):
+        elif self._inline_mark(tag):
             return
-        elif tag in EMPHASIS:
-            self.buf.append(EMPHASIS[tag])
         elif tag == "a" and self.href:
             self.buf.append(f"]({self.href})")
             self.href = None
