@@ -37,6 +37,14 @@ def copy_project(root: Path) -> Path:
     return root / "kb"
 
 
+def live_settings(root: Path, **changes: Any) -> Settings:
+    """Settings for a live server in `root`: its own copy of kb/ and demos/ and its own
+    data dir, no rate limits, a fixed session key; `changes` on top."""
+    return Settings(**{"kb_dir": copy_project(root), "data_dir": root / "data",
+                       "chat_rate_limit": "off", "demo_rate_limit": "off",
+                       "secret_key": "live-browser-tests-secret-key-32-characters", **changes})
+
+
 @contextmanager
 def serve(settings: Settings, services: Services, **options: Any) -> Iterator[str]:
     """The app served by uvicorn in a thread on a free loopback port; yields its base URL.

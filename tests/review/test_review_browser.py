@@ -14,9 +14,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from indexer.embedders import SentenceTransformerEmbedder
 from server.accounts import Accounts
-from server.config import Settings
 from server.services import Services
-from tests.live import TIMEOUT_MS, copy_project, screenshot, serve
+from tests.live import TIMEOUT_MS, live_settings, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -29,9 +28,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
                 real_embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
     """The app with the real model, a TA and an instructor account."""
     root = tmp_path_factory.mktemp("review-live")
-    settings = Settings(kb_dir=copy_project(root), data_dir=root / "data",
-                        chat_rate_limit="off", demo_rate_limit="off", sandbox_enabled=False,
-                        secret_key="review-browser-tests-secret-key-32-characters")
+    settings = live_settings(root, sandbox_enabled=False)
     services = Services.start(settings, embedder=real_embedder)
     accounts = Accounts(services.store)
     accounts.add("tara", "ta", "tara-password")

@@ -11,9 +11,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from indexer.embedders import SentenceTransformerEmbedder
 from server.accounts import Accounts
-from server.config import Settings
 from server.services import Services
-from tests.live import TIMEOUT_MS, copy_project, screenshot, serve
+from tests.live import TIMEOUT_MS, live_settings, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -26,10 +25,7 @@ AXE = Axe()
 def live_server(tmp_path_factory: pytest.TempPathFactory,
                 real_embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
     root = tmp_path_factory.mktemp("a11y")
-    settings = Settings(kb_dir=copy_project(root), data_dir=root / "data",
-                        chat_rate_limit="off", demo_rate_limit="off", sandbox_pool_size=1,
-                        sandbox_gpu_pool_size=1,
-                        secret_key="accessibility-tests-secret-key-32-characters")
+    settings = live_settings(root, sandbox_pool_size=1, sandbox_gpu_pool_size=1)
     services = Services.start(settings, embedder=real_embedder)
     Accounts(services.store).add("ian", "instructor", "ian-password")
     # A second version of one entry: its history page has a diff and a Revert button.

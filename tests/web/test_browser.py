@@ -15,9 +15,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from indexer.embedders import SentenceTransformerEmbedder
-from server.config import Settings
 from server.services import Services
-from tests.live import TIMEOUT_MS, copy_project, screenshot, serve, watched_page
+from tests.live import TIMEOUT_MS, live_settings, screenshot, serve, watched_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -40,11 +39,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
                 real_embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
     """The app with the real model and sandbox, plus an entry full of hostile HTML."""
     root = tmp_path_factory.mktemp("live")
-    kb_dir = copy_project(root)
-    (kb_dir / "hostile-entry.yaml").write_text(HOSTILE_ENTRY)
-    settings = Settings(kb_dir=kb_dir, data_dir=root / "data", chat_rate_limit="off",
-                        demo_rate_limit="off", sandbox_pool_size=1, sandbox_gpu_pool_size=1,
-                        secret_key="browser-tests-secret-key-32-characters-long")
+    settings = live_settings(root, sandbox_pool_size=1, sandbox_gpu_pool_size=1)
+    (settings.kb_dir / "hostile-entry.yaml").write_text(HOSTILE_ENTRY)
     services = Services.start(settings, embedder=real_embedder)
     with serve(settings, services) as url:
         yield url, services

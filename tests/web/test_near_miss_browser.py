@@ -12,9 +12,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from indexer.embedders import HashingEmbedder
-from server.config import Settings
 from server.services import Services
-from tests.live import copy_project, serve, watched_page
+from tests.live import live_settings, serve, watched_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -24,9 +23,7 @@ NEAR = "mse outliers"
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Services]]:
     root = tmp_path_factory.mktemp("near-miss-live")
-    settings = Settings(kb_dir=copy_project(root), data_dir=root / "data", model="hashing",
-                        chat_rate_limit="off", demo_rate_limit="off", sandbox_enabled=False,
-                        secret_key="near-miss-browser-tests-secret-key-32-chars")
+    settings = live_settings(root, model="hashing", sandbox_enabled=False)
     services = Services.start(settings, embedder=HashingEmbedder())
     with serve(settings, services) as url:
         yield url, services
