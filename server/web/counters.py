@@ -8,9 +8,15 @@ Redis storage keeps moving windows as sorted sets with atomic Lua scripts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from limits.storage import MemoryStorage, Storage, storage_from_string
+from starlette.concurrency import run_in_threadpool
 
 from server.config import Settings
+
+T = TypeVar("T")
 
 TIMEOUT_S = 2.0  # a Redis that does not answer must not hold a request for long
 
@@ -28,3 +34,11 @@ def counter_storage(settings: Settings) -> Storage:
 def shared(storage: Storage) -> bool:
     """Whether other processes see these counters."""
     return not isinstance(storage, MemoryStorage)
+
+
+async def counted(is_shared: bool, call: Callable[..., T], *args: Any) -> T:
+    """A call on counters: on the event loop when they are in this process's memory,
+    from a worker thread when each is a round trip to Redis (that must not hold the loop)."""
+    if is_shared:
+        return await run_in_threadpool(call, *args)
+    return call(*args)

@@ -8,11 +8,11 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +27,7 @@ from indexer.demo_params import (
 from server.runs import Executor, OnDone, RunEvent, RunRequest, RunsInFlight, RunView
 from server.sandbox.errors import SandboxError
 from server.services import Services
+from server.web.counters import counted
 from server.web.errors import (
     NotFound,
     RateLimited,
@@ -37,7 +38,6 @@ from server.web.errors import (
 from server.web.presenters import demo_file, published_entry, sandbox_notice
 
 log = logging.getLogger("askta")
-T = TypeVar("T")
 # The browser's EventSource waits this long (ms) before reconnecting a lost stream.
 SSE_RETRY_MS = 1000
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -160,7 +160,7 @@ async def submit_demo(services: Services, entry_id: str, device: str, *,
             return await executor_of(services).submit(plan.request, on_done)
     in_flight, token = services.runs_in_flight, uuid.uuid4().hex
     try:
-        taken = await _counted(in_flight, in_flight.take, client, token)
+        taken = await counted(in_flight.shared, in_flight.take, client, token)
         if not taken:
             raise RateLimited(IN_FLIGHT_RETRY_S, f"You already have {in_flight.cap} runs "
                               "going: wait for one to finish.")
@@ -168,7 +168,7 @@ async def submit_demo(services: Services, entry_id: str, device: str, *,
 
         async def on_done(run: RunView) -> None:
             try:
-                await _counted(in_flight, in_flight.release, client, token)
+                await counted(in_flight.shared, in_flight.release, client, token)
             finally:
                 await record(run)
 
@@ -179,15 +179,6 @@ async def submit_demo(services: Services, entry_id: str, device: str, *,
         # give the place back without awaiting, which a cancelled task could not do
         _release_soon(in_flight, client, token)
         raise
-
-
-async def _counted(in_flight: RunsInFlight, call: Callable[[str, str], T], client: str,
-                   token: str) -> T:
-    """A call on the runs-in-flight count: on the event loop when it is in memory, from a
-    worker thread when it is a round trip to Redis."""
-    if in_flight.shared:
-        return await run_in_threadpool(call, client, token)
-    return call(client, token)
 
 
 def _release_soon(in_flight: RunsInFlight, client: str, token: str) -> None:

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from limits import RateLimitItem, parse
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from server.config import Settings, parse_rate
 from server.web.clients import client_id
-from server.web.counters import counter_storage, shared
+from server.web.counters import counted, counter_storage, shared
 from server.web.errors import RateLimited
 
 Kind = Literal["chat", "demo", "feedback", "edit"]
@@ -144,18 +143,12 @@ class RateLimits:
 
 
 async def check_rate(request: Request, kind: Kind) -> None:
-    """Count this request against the client's limit for `kind`; raise RateLimited when over.
-    Counted in memory on the event loop (a dict and a lock), or, when the counters are
-    shared, in Redis from a worker thread: a network round trip must not hold the loop."""
+    """Count this request against the client's limit for `kind`; raise RateLimited when over."""
     limits: RateLimits = request.app.state.services.rate_limits
     limiter = limits.of(kind)
     if limiter is None:
         return
-    key = f"{kind}:{client_id(request)}"
-    if limits.shared:
-        retry_after = await run_in_threadpool(limiter.hit, key)
-    else:
-        retry_after = limiter.hit(key)
+    retry_after = await counted(limits.shared, limiter.hit, f"{kind}:{client_id(request)}")
     if retry_after is not None:
         raise RateLimited(retry_after)
 
