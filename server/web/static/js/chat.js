@@ -92,37 +92,12 @@
   // A vote can be changed: the last click counts, and the pressed button shows it.
   function setupFeedback(li, item) {
     var box = li.querySelector(".feedback");
-    var status = box.querySelector(".feedback-status");
-    var buttons = box.querySelectorAll("button.fb");
-    function mark(helpful) {
-      buttons.forEach(function (x) {
-        x.setAttribute("aria-pressed", String(x.getAttribute("data-helpful") === String(helpful)));
-      });
-    }
-    if (item.feedback !== undefined) {
-      mark(item.feedback);
-      status.textContent = feedbackThanks(item.feedback);
-    }
-    buttons.forEach(function (b) {
-      b.addEventListener("click", async function () {
-        var helpful = b.getAttribute("data-helpful") === "true";
-        if (item.feedback === helpful) return;
-        buttons.forEach(function (x) { x.disabled = true; });
-        status.textContent = "Sending…";
-        var res = await askta.postJSON("/api/feedback", {
+    verdictButtons(box.querySelectorAll("button.fb"), box.querySelector(".feedback-status"),
+      "data-helpful", item, "feedback", feedbackThanks, function (helpful) {
+        return askta.postJSON("/api/feedback", {
           message: item.question, entry_id: item.reply.entry.id, helpful: helpful,
         });
-        buttons.forEach(function (x) { x.disabled = false; });
-        if (res.ok) {
-          item.feedback = helpful;
-          save(HISTORY_KEY, history);
-          mark(helpful);
-          status.textContent = feedbackThanks(helpful);
-        } else {
-          status.textContent = askta.errorMessage(res);
-        }
       });
-    });
   }
 
   // "This may answer it": the student's yes makes the entry the TAs' first suggestion for
@@ -134,35 +109,44 @@
     link.href = entryHref(near.id);
     link.textContent = near.question;
     box.querySelector(".near-miss-excerpt").textContent = near.excerpt;
-    var status = box.querySelector(".near-miss-status");
-    var buttons = box.querySelectorAll(".near-miss-actions button");
-    function settled(accepted) {
-      buttons.forEach(function (x) {
-        x.setAttribute("aria-pressed", String(x.getAttribute("data-accepted") === String(accepted)));
-      });
-      status.textContent = nearMissThanks(accepted);
-    }
-    if (item.nearMiss !== undefined) settled(item.nearMiss);
-    buttons.forEach(function (b) {
-      b.addEventListener("click", async function () {
-        var accepted = b.getAttribute("data-accepted") === "true";
-        if (item.nearMiss === accepted) return;
-        buttons.forEach(function (x) { x.disabled = true; });
-        status.textContent = "Sending…";
-        var res = await askta.postJSON("/api/chat/near-miss", {
+    verdictButtons(box.querySelectorAll(".near-miss-actions button"),
+      box.querySelector(".near-miss-status"), "data-accepted", item, "nearMiss",
+      nearMissThanks, function (accepted) {
+        return askta.postJSON("/api/chat/near-miss", {
           review_id: item.reply.review_id, entry_id: near.id, accepted: accepted,
         });
+      });
+    box.hidden = false;
+  }
+
+  // A yes/no pair of buttons on a reply (`attr` holds "true" or "false"): a click sends
+  // the verdict, the pressed button and `thanks` show the one that counts, and it is kept
+  // with the conversation as item[key].
+  function verdictButtons(buttons, status, attr, item, key, thanks, send) {
+    function settled(value) {
+      buttons.forEach(function (x) {
+        x.setAttribute("aria-pressed", String(x.getAttribute(attr) === String(value)));
+      });
+      status.textContent = thanks(value);
+    }
+    if (item[key] !== undefined) settled(item[key]);
+    buttons.forEach(function (b) {
+      b.addEventListener("click", async function () {
+        var value = b.getAttribute(attr) === "true";
+        if (item[key] === value) return;
+        buttons.forEach(function (x) { x.disabled = true; });
+        status.textContent = "Sending…";
+        var res = await send(value);
         buttons.forEach(function (x) { x.disabled = false; });
         if (res.ok) {
-          item.nearMiss = accepted;
+          item[key] = value;
           save(HISTORY_KEY, history);
-          settled(accepted);
+          settled(value);
         } else {
           status.textContent = askta.errorMessage(res);
         }
       });
     });
-    box.hidden = false;
   }
 
   function nearMissThanks(accepted) {
