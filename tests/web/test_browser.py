@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, Route, expect
 
 from indexer.embedders import SentenceTransformerEmbedder
 from server.services import Services
-from tests.live import TIMEOUT_MS, live_settings, screenshot, serve, watched_page
+from tests.live import TIMEOUT_MS, live_settings, screenshot, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -44,13 +44,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
     services = Services.start(settings, embedder=real_embedder)
     with serve(settings, services) as url:
         yield url, services
-
-
-@pytest.fixture
-def page(browser: Browser, live_server: tuple[str, Services],
-         request: pytest.FixtureRequest) -> Iterator[Page]:
-    with watched_page(browser, live_server[0], request) as pg:
-        yield pg
 
 
 def ask(page: Page, question: str) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from indexer.embedders import HashingEmbedder
 from server.services import Services
-from tests.live import live_settings, serve, watched_page
+from tests.live import live_settings, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -27,13 +27,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     services = Services.start(settings, embedder=HashingEmbedder())
     with serve(settings, services) as url:
         yield url, services
-
-
-@pytest.fixture
-def page(browser: Browser, live_server: tuple[str, Services],
-         request: pytest.FixtureRequest) -> Iterator[Page]:
-    with watched_page(browser, live_server[0], request) as pg:
-        yield pg
 
 
 def ask_near_miss(page: Page) -> None:
