@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, normalize_question
 from indexer.schema import Entry, Status, slugify
 from server.review.page_reader import (
+    QA_MARK,
     Block,
     Format,
     FrontMatter,
@@ -37,6 +38,7 @@ __all__ = ["Format", "ImportedQuestion", "Importer", "ImportResult", "detect_for
            "find_questions", "first_line", "parse_document"]
 
 MAX_QUESTION_WORDS = 20  # longer paragraphs ending in "?" are part of an answer
+MAX_MARKED_WORDS = 80  # a question the page marks ("Q: ...") may be a student's long one
 MAX_HEADING_WORDS = 8
 
 # A heading that opens a Q&A section: everything under it (up to the next heading of
@@ -48,9 +50,17 @@ _STRUCTURAL = re.compile(
     r"|^(announcements?|logistics|reminders?|reflections?|notes|resources|references|links|"
     r"schedule|administrivia|misc(ellaneous)?|summary|introduction|overview|updates?|"
     r"looking ahead|next week|coming up|due (this|next) week)$", re.I)
+# Sections that hold no questions even on a Q&A page: what is under them is news.
+_NEVER_QA = re.compile(
+    r"^(announcements?|logistics|reminders?|resources|references|links|schedule|"
+    r"administrivia|looking ahead|next week|coming up|due (this|next) week|deadlines?|"
+    r"homework|housekeeping)$", re.I)
 # On a plain-text page only a topic line reads as a question ("X vs Y", "Relationship
 # to Y"): any other short line there may be a section name or a terse answer.
 _TOPIC = re.compile(r"\b(vs\.?|versus|relationship|difference|compared)\b", re.I)
+
+# A paragraph that is all one bold line, perhaps a list item: "**Dropout vs weight decay**".
+_BOLD_LINE = re.compile(r"^\s*(?:(?:[-*+]|\d+[.)])\s+)?(\*\*|__)[^*_\n]+\1\s*$")
 
 Role = Literal["question", "section", "content"]
 
@@ -71,18 +81,38 @@ def first_line(answer: str) -> str:
 
 # --- finding the questions ---------------------------------------------------------------
 def _plain(text: str) -> str:
-    """Markdown emphasis and list markers removed, spaces collapsed."""
+    """Markdown emphasis, list markers and a "Q:" mark removed, spaces collapsed."""
+    return _marked(text)[0]
+
+
+def _marked(text: str) -> tuple[str, bool]:
+    """The text as `_plain` gives it, and whether the page marked it as a question."""
+    mark = QA_MARK.match(text)
+    asked = bool(mark and mark.group(1).upper().startswith("Q"))
+    if asked and mark:
+        text = text[mark.end():]
     text = re.sub(r"^\s*([-*+]|\d+[.)])\s+", "", text)
     text = re.sub(r"(\*\*|__|\*|_)(.+?)\1", r"\2", text)
-    return re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"\s+", " ", text).strip().strip("*_ "), asked
 
 
 def _is_question(block: Block) -> bool:
-    """A heading, paragraph or quote that asks: short, and ending with "?"."""
+    """A heading, paragraph or quote that asks: short and ending with "?", or marked
+    as a question by the page ("Q: ...", "Question 3: ..."), then perhaps longer."""
     if block.kind == "code" or "\n" in block.text.strip() and block.kind == "paragraph":
         return False
-    text = _plain(block.text)
+    text, asked = _marked(block.text)
+    if asked:
+        return 1 < len(text.split()) <= MAX_MARKED_WORDS
     return text.endswith("?") and 1 < len(text.split()) <= MAX_QUESTION_WORDS
+
+
+def _unmark_answer(text: str) -> str:
+    """An answer's first paragraph without its "A:" mark."""
+    mark = QA_MARK.match(text)
+    if mark and mark.group(1).upper().startswith("A"):
+        return text[mark.end():]
+    return text
 
 
 def _is_heading(block: Block, fmt: Format) -> bool:
@@ -122,12 +152,18 @@ def _roles(blocks: list[Block], fmt: Format, page_is_qa: bool) -> tuple[list[Rol
               for n, i in enumerate(heads)}
     roles: list[Role] = ["content"] * len(blocks)
     in_qa = [page_is_qa] * len(blocks)
-    scopes: list[tuple[int, bool]] = []  # the open sections: (level, is a Q&A section)
+    # the open sections: (level, True for a Q&A section, False for one that never is,
+    # such as "Announcements", None for one that is what the section around it is)
+    scopes: list[tuple[int, bool | None]] = []
+
+    def under_qa() -> bool:
+        return next((qa for _, qa in reversed(scopes) if qa is not None), page_is_qa)
+
     for n, i in enumerate(heads):
         level = levels[i]
         while scopes and scopes[-1][0] >= level:
             scopes.pop()
-        qa = page_is_qa or any(is_qa for _, is_qa in scopes)
+        qa = under_qa()
         end = heads[n + 1] if n + 1 < len(heads) else len(blocks)
         block = blocks[i]
         text = _plain(block.text)
@@ -138,14 +174,29 @@ def _roles(blocks: list[Block], fmt: Format, page_is_qa: bool) -> tuple[list[Rol
             roles[i] = "question"  # a statement or topic heading, with its answer below
         else:
             roles[i] = "section"
-            scopes.append((level, bool(_QA_SECTION.search(text))))
-        inside = page_is_qa or any(is_qa for _, is_qa in scopes)
+            scopes.append((level, True if _QA_SECTION.search(text)
+                           else False if _NEVER_QA.match(text) else None))
+        inside = under_qa()
         for j in range(i, end):
             in_qa[j] = inside
     for i, block in enumerate(blocks):
-        if roles[i] == "content" and _is_question(block):
+        if roles[i] == "content" and (_is_question(block) or in_qa[i] and _bold_statement(
+                blocks, i, fmt) and roles[i - 1] != "question"):
             roles[i] = "question"
     return roles, in_qa
+
+
+def _bold_statement(blocks: list[Block], i: int, fmt: Format) -> bool:
+    """A paragraph that is one bold line ("**I'm still fuzzy about X.**") with its answer
+    below: under a Q&A section, a question in the way a statement heading is one."""
+    block = blocks[i]
+    if block.kind != "paragraph" or not _BOLD_LINE.match(block.text):
+        return False
+    text = _plain(block.text)
+    after = blocks[i + 1] if i + 1 < len(blocks) else None
+    return not text.endswith(":") and len(text.split()) <= MAX_QUESTION_WORDS and \
+        after is not None and after.kind in ("paragraph", "code") and \
+        not _BOLD_LINE.match(after.text) and not _is_question(after) and _asks(text, [], fmt)
 
 
 def _asks(text: str, body: list[Block], fmt: Format) -> bool:
@@ -208,7 +259,7 @@ def find_questions(blocks: list[Block], fmt: Format,
             section_tag = short_tag(heading)
             continue
         if current is not None:
-            answer.append(_markdown(block))
+            answer.append(_markdown(block) if answer else _unmark_answer(_markdown(block)))
     finish()
     return found
 

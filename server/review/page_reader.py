@@ -85,6 +85,45 @@ def short_tag(heading: str) -> str | None:
     return "-".join(words)
 
 
+# --- question and answer pairs ----------------------------------------------------------
+_LIST = r"(?:(?:[-*+]|\d+[.)])\s+)?"
+_EM = r"(?:\*\*|__)?"
+# A line marked as a question or an answer: "Q: ...", "**Q3.** ...", "Answer: ...".
+QA_MARK = re.compile(rf"^\s*{_LIST}{_EM}(Q|A|Question|Answer|Ans)\s*\d*{_EM}\s*[:.)]{_EM}\s+",
+                     re.I)
+# A line that is all one emphasised question: "**How many epochs?**", "1. __Why?__".
+_LONE_QUESTION = re.compile(rf"^\s*{_LIST}(\*\*|__)[^*_\n]+\?\1\s*$")
+
+
+def split_pairs(lines: list[str]) -> list[list[str]]:
+    """The lines of one paragraph, split where a question or an answer starts.
+
+    FAQ pages often write a question and its answer without a blank line between
+    them: "Q: ...?" then "A: ...", or a bold question line then its answer. Each
+    marked or emphasised question becomes a chunk of its own (with the lines that
+    wrap it, up to its "?"), and each "A:" line starts one.
+    """
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    asking = False
+    for line in lines:
+        mark = QA_MARK.match(line)
+        lone = _LONE_QUESTION.match(line)
+        if mark or lone:
+            if current:
+                chunks.append(current)
+            current = [line]
+            asking = bool(lone) or bool(mark and mark.group(1).upper().startswith("Q"))
+        else:
+            current.append(line)
+        if asking and line.rstrip(" *_").endswith("?"):
+            chunks.append(current)
+            current, asking = [], False
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 # --- format ------------------------------------------------------------------------------
 def detect_format(path: Path, text: str) -> Format:
     """html / markdown / text, by extension, then by content."""
@@ -119,12 +158,11 @@ def text_blocks(text: str) -> list[Block]:
     blocks = []
     for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
         lines = [line.rstrip() for line in para.strip("\n").split("\n") if line.strip()]
-        if not lines:
-            continue
-        if _looks_like_code(lines):
+        if lines and _looks_like_code(lines):
             blocks.append(Block("code", "\n".join(lines)))
-        else:
-            blocks.append(Block("paragraph", " ".join(line.strip() for line in lines)))
+            continue
+        for chunk in split_pairs(lines):
+            blocks.append(Block("paragraph", " ".join(line.strip() for line in chunk)))
     return blocks
 
 
@@ -181,11 +219,11 @@ def markdown_blocks(text: str) -> list[Block]:
     lines = _SHORTCODE.sub(_shortcode, text.replace("\r\n", "\n")).split("\n")
 
     def flush() -> None:
-        if para:
-            converted = inline_html_to_markdown("\n".join(para).strip())
+        for chunk in split_pairs(para):
+            converted = inline_html_to_markdown("\n".join(chunk).strip())
             if converted.strip():
                 blocks.append(Block("paragraph", converted.strip()))
-            para.clear()
+        para.clear()
         if quote:
             body = inline_html_to_markdown("\n".join(quote).strip())
             if body.strip():
@@ -250,6 +288,8 @@ def _html_block_end(lines: list[str], start: int) -> int:
 # in an answer as a quoted paragraph, never read as a question.
 _EMBED_CLASS = re.compile(r"tweet|toot|mastodon|bluesky|instagram|tiktok|reddit|embed|"
                           r"threads|linkedin|facebook", re.I)
+# A <br> outside code, until the paragraph it breaks is split into question and answer.
+_BR = "\x01"
 # Inline emphasis: the same Markdown marker opens and closes it.
 EMPHASIS = {"strong": "**", "b": "**", "em": "*", "i": "*"}
 
@@ -279,18 +319,21 @@ class _HTMLBlocks(HTMLParser):
         if self.kind == "code":
             if text.strip():
                 self.blocks.append(Block("code", "```\n" + text.strip("\n") + "\n```"))
-        else:
-            text = re.sub(r"\s+", " ", text).strip() if self.collapse else text.strip()
+        elif self.kind == "heading" or self.quote and self.quote[-1] == "quote":
+            text = self._text(text.replace(_BR, " "))
             if text:
-                if self.kind == "heading":
-                    self.blocks.append(Block("heading", text, self.level))
-                elif self.quote and self.quote[-1] == "quote":
-                    self.blocks.append(Block("quote", text))
-                else:
-                    prefix = "- " if self.kind == "li" else ""
-                    prefix = ("> " if self.quote else "") + prefix
+                self.blocks.append(Block("heading", text, self.level) if self.kind == "heading"
+                                   else Block("quote", text))
+        else:  # a question and its answer may share a <p>, split by <br>
+            prefix = ("> " if self.quote else "") + ("- " if self.kind == "li" else "")
+            for chunk in split_pairs(text.split(_BR)):
+                text = self._text(" ".join(chunk))
+                if text:
                     self.blocks.append(Block("paragraph", prefix + text))
         self.kind = None
+
+    def _text(self, text: str) -> str:
+        return re.sub(r"\s+", " ", text).strip() if self.collapse else text.strip()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self.SKIP:
@@ -314,7 +357,7 @@ class _HTMLBlocks(HTMLParser):
             self._flush()
             self.kind = "li" if tag == "li" else "p"
         elif tag == "br":
-            self.buf.append("\n" if self.kind == "code" else " ")
+            self.buf.append("\n" if self.kind == "code" else _BR)
         elif tag == "iframe":
             src = attributes.get("src") or ""
             if src.startswith(("http://", "https://")):  # an embedded video: its link

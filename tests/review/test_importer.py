@@ -343,3 +343,70 @@ def test_rules_around_prose_are_not_front_matter() -> None:
     assert front.tags == [] and body == page  # kept as written: it is not YAML front matter
     front, body = split_front_matter("+++\ntitle = 'Week 3 Q&A'\n+++\nBody.\n")
     assert (front.title, front.tags, body) == ("Week 3 Q&A", ["week-3"], "Body.\n")
+
+
+# --- FAQ shapes: Q:/A: marks, a question and its answer in one paragraph, bold lines ------
+def _pairs(name: str) -> list[tuple[str, str]]:
+    page = DATA / name
+    text = page.read_text(encoding="utf-8")
+    return [(q.question, q.answer) for q in parse_document(text, detect_format(page, text))]
+
+
+def test_markdown_faq_with_marks_bold_questions_and_numbered_ones() -> None:
+    pairs = _pairs("week9-faq.md")
+    assert [q for q, _ in pairs] == [
+        "Why does my loss go up after I resume from a checkpoint?",  # "Q:" mark dropped
+        "What's the difference between `model.eval()` and `torch.no_grad()`?",
+        "How many epochs should I train for?",  # numbered and bold, answer on the next line
+        "Can I use a GPU in Colab for the homework?",
+        # a marked question may be longer than an unmarked one, and end without "?"
+        "I noticed that my accuracy gets worse when I train with a larger batch size even "
+        "though I scaled the learning rate by the same factor, so what is going on there?",
+        "I'm still confused about the receptive field.",  # a bold statement on a Q&A page
+    ]
+    answers = dict(pairs)
+    # the "A:" mark goes, the answer is the lines after the question, and no more
+    assert answers["Why does my loss go up after I resume from a checkpoint?"] == \
+        "You probably did not save the optimizer state. Save `optimizer.state_dict()` too."
+    assert answers["What's the difference between `model.eval()` and `torch.no_grad()`?"] \
+        .startswith("`eval()` changes how layers behave")
+    assert answers["How many epochs should I train for?"] == \
+        "Until the validation loss stops improving: stop early and keep the best checkpoint."
+    # a question asked inside an answer's prose is part of the answer
+    receptive = answers["I'm still confused about the receptive field."]
+    assert receptive.endswith("Why does this matter? Because a network can only use what "
+                              "its output sees.")
+    # "Announcements" holds news even on a Q&A page: its bold line is no question
+    assert not any("deadline" in q.lower() or "14th" in a for q, a in pairs)
+
+
+def test_plain_text_faq_with_q_and_a_lines() -> None:
+    assert _pairs("week10-faq.txt") == [
+        ("Do I need to normalize my inputs?", "Usually yes: standardize each feature with "
+         "the training set's mean and standard deviation."),
+        ("Why is my GPU memory full after one epoch?",
+         "You keep each loss tensor together with its graph. Append loss.item() instead."),
+        ("I'm getting \"Expected all tensors to be on the same device\".",
+         "Move the model and every batch to the same device with .to(device)."),
+    ]
+
+
+def test_html_faq_with_br_split_pairs_definition_lists_and_details() -> None:
+    pairs = _pairs("week11-faq.html")
+    assert [q for q, _ in pairs] == [
+        "Why does my validation accuracy jump around so much?",
+        "Can I reuse one optimizer across folds?",
+        "What is a logit?",
+        "Why is the softmax followed by a log?",
+        "Why is my accuracy stuck at 10% on CIFAR-10?",
+        "How do I set a random seed everywhere?",
+    ]
+    answers = dict(pairs)
+    assert answers["Why does my validation accuracy jump around so much?"] == \
+        "Your validation set is small: every example is worth a whole percent."
+    assert answers["Can I reuse one optimizer across folds?"].startswith("No, make a fresh one")
+    assert answers["Why is the softmax followed by a log?"] == \
+        "For numerical stability use `log_softmax`, which never takes the log of 0."
+    assert "stragglers" not in " ".join(answers.values())
+    for _, answer in pairs:
+        assert "owned" not in answer and "onerror" not in answer and "<img" not in answer
