@@ -5,7 +5,8 @@ plus a saturating BM25 bonus), then the decision: answer when the best entry
 is both close enough and clearly ahead of the runner-up; otherwise route the
 question to the TAs. With a confidence model for the embedder
 (indexer/decision.py), each candidate also gets a calibrated probability: it
-orders the closest answers and picks the near miss of a routed question.
+orders the closest answers, picks the near miss of a routed question, and, past
+its gate, routes an answer the rule would give when that answer is unlikely.
 """
 
 from __future__ import annotations
@@ -427,6 +428,9 @@ class Searcher:
                     f"runner-up {second}"
                 )
             return route(f"{top.id!r} ({top_score:.2f}) and {second} are too close to call")
+        elif self.decision is not None and top_p is not None and top_p < self.decision.gate_at:
+            return route(f"{top.id!r} scored {top_score:.2f}, {margin:.2f} ahead of {second}, "
+                         f"but its confidence {top_p:.2f} is below {self.decision.gate_at:.2f}")
         reason = f"{top.id!r} scored {top_score:.2f}, {margin:.2f} ahead of the runner-up {second}"
         if top_p is not None:
             reason += f", confidence {top_p:.2f}"

@@ -12,11 +12,18 @@ from indexer.evaluate import load_labeled
 from server.evaluation import (
     DATA,
     FRESH_QUESTIONS,
+    GATE_SET,
+    GATE_SHARE,
     NULL_QUESTIONS,
     PAGES,
     Asked,
+    Decided,
+    Figures,
+    FreshReport,
+    _gate,
     cross_fit,
     fold_of,
+    gate_holds,
     import_pages,
     report,
 )
@@ -71,3 +78,35 @@ def test_cross_fit_decides_each_fold_without_its_own_labels() -> None:
     same = [i for i, a in enumerate(asked) if fold_of(a.group) == k]
     assert [oof[i].answered for i in same] == [again[i].answered for i in same]
     assert [oof[i].p for i in same] == pytest.approx([again[i].p for i in same])
+
+
+def test_the_gate_sits_under_every_right_answer_of_the_rule_on_the_bundled_kb() -> None:
+    x = np.zeros((3, len(FEATURES)))
+
+    def asked(dataset: str, expect: str | None, top: str) -> Asked:
+        return Asked(dataset, "q", expect, "g", [top, "other", "third"], [True] * 3, x,
+                     True, top)
+
+    def decided(p_first: float) -> Decided:
+        return Decided(False, None, None, p_first, False, p_first)
+
+    pairs = [(asked(GATE_SET, "a", "a"), decided(0.4)),  # right answers of the rule
+             (asked(GATE_SET, "b", "b"), decided(0.3)),
+             (asked(GATE_SET, None, "c"), decided(0.05)),  # a wrong one: no bearing
+             (asked("fresh", "d", "d"), decided(0.01))]  # another set: no bearing
+    gate = _gate([a for a, _ in pairs], [d for _, d in pairs])
+    assert gate == pytest.approx(GATE_SHARE * 0.3) and 0 < gate < 0.3
+
+
+def test_the_gate_is_kept_only_if_it_costs_the_bundled_kb_nothing() -> None:
+    def fig(precision: float, rate: float) -> Figures:
+        return Figures(80, 68, 0.97, precision, rate, 1.0, 0.9)
+
+    result = FreshReport(baseline={GATE_SET: fig(1.0, 0.825), "fresh": fig(0.77, 0.51)},
+                         gated={GATE_SET: fig(1.0, 0.825), "fresh": fig(0.79, 0.47)})
+    assert gate_holds(result)
+    result.gated[GATE_SET] = fig(1.0, 0.8125)  # one right answer of the bundled KB routed
+    assert not gate_holds(result)
+    result.gated[GATE_SET] = fig(1.0, 0.825)
+    result.gated["fresh"] = fig(0.75, 0.47)  # fewer answers, and more of them wrong
+    assert not gate_holds(result)

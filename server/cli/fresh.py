@@ -31,7 +31,9 @@ def run_fresh(settings: Settings, dev_file: Path, *, fit: bool, as_json: bool) -
             "model": embedder.name,
             "rule": {k: asdict(v) for k, v in result.baseline.items()},
             "fitted_out_of_fold": {k: asdict(v) for k, v in result.fitted.items()},
+            "gated_out_of_fold": {k: asdict(v) for k, v in result.gated.items()},
             "answer_at": result.model.answer_at, "near_at": result.model.near_at,
+            "gate_at": result.model.gate_at,
             "decides": result.model.decides, "written": str(BUNDLED) if fit else None,
         }, indent=2))
         return
@@ -40,12 +42,16 @@ def run_fresh(settings: Settings, dev_file: Path, *, fit: bool, as_json: bool) -
     head = "".join(f"{c:>22}" for c in COLUMNS)
     click.echo(f"{'set':<24}{'n':>5}  {'decision':<9}{head}")
     for name, base in result.baseline.items():
-        for label, fig in (("rule", base), ("fitted", result.fitted[name])):
+        for label, fig in (("rule", base), ("gated", result.gated[name]),
+                           ("fitted", result.fitted[name])):
             values = "".join(f"{getattr(fig, c):>22.4f}" for c in COLUMNS)
             click.echo(f"{name:<24}{fig.questions:>5}  {label:<9}{values}")
     verdict = "replaces" if result.model.decides else "does not replace"
     click.echo(f"\nthe fitted model {verdict} the score and margin rule "
                f"(answer at p >= {result.model.answer_at:.3f}, near miss at "
                f"p >= {result.model.near_at:.3f})")
+    gate = result.model.gate_at
+    click.echo(f"the rule answers only at p >= {gate:.3f} too" if gate else
+               "no gate: out of fold it would cost the rule answers on the bundled KB")
     if fit:
         click.echo(f"wrote {BUNDLED}")

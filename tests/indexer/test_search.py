@@ -193,7 +193,7 @@ def test_query_tokens_match_the_index_tokenizer() -> None:
 
 
 def with_model(s: Searcher, *, decides: bool, answer_at: float = 0.5,
-               near_at: float = 0.0) -> Searcher:
+               near_at: float = 0.0, gate_at: float = 0.0) -> Searcher:
     """The searcher with a confidence model whose probability grows with the fused score."""
     from indexer.decision import FEATURES, DecisionModel
 
@@ -201,7 +201,7 @@ def with_model(s: Searcher, *, decides: bool, answer_at: float = 0.5,
     weights = [0.0] * n
     weights[FEATURES.index("score")] = 8.0
     s.decision = DecisionModel(s.embedder.name, [0.6] + [0.0] * (n - 1), [1.0] * n, weights,
-                               0.0, answer_at, near_at, decides=decides)
+                               0.0, answer_at, near_at, decides=decides, gate_at=gate_at)
     return s
 
 
@@ -224,3 +224,16 @@ def test_a_deciding_model_answers_by_its_probability(tmp_path: Path) -> None:
     result = s.search("Why do we need ReLU nonlinearities?")
     assert result.answered and result.entry is not None and result.entry.id == "relu"
     assert result.confidence is not None and result.confidence >= 0.5
+
+
+def test_the_gate_routes_an_answer_of_the_rule_that_is_unlikely(tmp_path: Path) -> None:
+    question = "Why do we need ReLU nonlinearities?"
+    answered = with_model(searcher(tmp_path), decides=False).search(question)
+    assert answered.answered and answered.confidence is not None  # no gate: the rule answers
+    s = with_model(searcher(tmp_path), decides=False, gate_at=answered.confidence + 0.01)
+    gated = s.search(question)
+    assert not gated.answered and gated.entry is None
+    assert f"confidence {answered.confidence:.2f} is below" in gated.reason
+    assert gated.near_miss is not None and gated.near_miss.entry_id == "relu"  # still offered
+    s = with_model(searcher(tmp_path), decides=False, gate_at=answered.confidence - 0.01)
+    assert s.search(question).answered
