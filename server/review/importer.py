@@ -2,11 +2,14 @@
 
 server/review/page_reader.py splits the page into blocks; this module finds the
 questions among them. A question is a heading or a short paragraph that ends
-with "?", and under a Q&A section (a heading such as "Q&A" or "Questions", or a
-page whose title says Q&A) also a heading that is a statement ("I'm still fuzzy
-about X.") or a topic ("X vs Y"), and a blockquote (`> ...`) followed by its
-answer. Everything up to the next question or section heading is its answer;
-prose between a section heading and its first question is not. Section headings
+with "?", one the page marks ("Q:", "Student:", a question admonition, a FAQ
+table's row, `class="question"`), and under a Q&A section (a heading such as
+"Q&A" or "Questions", or a page whose title says Q&A) also a heading that is a
+statement ("I'm still fuzzy about X.") or a topic ("X vs Y"), and a blockquote
+(`> ...`) followed by its answer. Everything up to the next question or section
+heading is its answer, unless a break (a rule, the end of an admonition), a
+closing line ("Best,") or a line that introduces the next question ends it first;
+prose between a section heading and its first question is no answer. Section headings
 ("Chapter 4") and the page's title and date become tags. Each question becomes a
 draft entry in kb/ for an instructor to review; questions the knowledge base
 already has are skipped, never duplicated.
@@ -28,6 +31,7 @@ from server.review.page_reader import (
     Format,
     FrontMatter,
     detect_format,
+    marks_question,
     page_blocks,
     page_tag,
     short_tag,
@@ -62,6 +66,12 @@ _TOPIC = re.compile(r"\b(vs\.?|versus|relationship|difference|compared)\b", re.I
 # A paragraph that is all one bold line, perhaps a list item: "**Dropout vs weight decay**".
 _BOLD_LINE = re.compile(r"^\s*(?:(?:[-*+]|\d+[.)])\s+)?(\*\*|__)[^*_\n]+\1\s*$")
 
+# A closing line of an email or a digest ("Best,", "Good luck!", "See you next week!"): the
+# answer before it ends there, and what follows it up to the next question is no answer.
+_CLOSING = re.compile(
+    r"^((best|kind|warm)\s+)?(regards|wishes)[,!.]?$|^(best|cheers|sincerely|thanks|thank you)"
+    r"( all| everyone| so much)?[,!.]?$|^(good luck|see you|happy \w+ing)\b[^?]*[!.]$", re.I)
+
 Role = Literal["question", "section", "content"]
 
 
@@ -88,7 +98,7 @@ def _plain(text: str) -> str:
 def _marked(text: str) -> tuple[str, bool]:
     """The text as `_plain` gives it, and whether the page marked it as a question."""
     mark = QA_MARK.match(text)
-    asked = bool(mark and mark.group(1).upper().startswith("Q"))
+    asked = bool(mark and marks_question(mark))
     if asked and mark:
         text = text[mark.end():]
     text = re.sub(r"^\s*([-*+]|\d+[.)])\s+", "", text)
@@ -98,11 +108,13 @@ def _marked(text: str) -> tuple[str, bool]:
 
 def _is_question(block: Block) -> bool:
     """A heading, paragraph or quote that asks: short and ending with "?", or marked
-    as a question by the page ("Q: ...", "Question 3: ..."), then perhaps longer."""
-    if block.kind == "code" or "\n" in block.text.strip() and block.kind == "paragraph":
+    as a question by the page ("Q: ...", "Question 3: ...", a question admonition),
+    then perhaps longer."""
+    if block.kind in ("code", "note", "break") or \
+            "\n" in block.text.strip() and block.kind == "paragraph":
         return False
     text, asked = _marked(block.text)
-    if asked:
+    if asked or block.kind == "question":
         return 1 < len(text.split()) <= MAX_MARKED_WORDS
     return text.endswith("?") and 1 < len(text.split()) <= MAX_QUESTION_WORDS
 
@@ -110,15 +122,15 @@ def _is_question(block: Block) -> bool:
 def _unmark_answer(text: str) -> str:
     """An answer's first paragraph without its "A:" mark."""
     mark = QA_MARK.match(text)
-    if mark and mark.group(1).upper().startswith("A"):
+    if mark and not marks_question(mark):
         return text[mark.end():]
     return text
 
 
 def _is_heading(block: Block, fmt: Format) -> bool:
     """A heading; on a plain-text page, a short line with no closing punctuation."""
-    if block.kind == "heading":
-        return True
+    if block.kind == "heading":  # unless it is prose a stray "---" underlined
+        return len(_plain(block.text).split()) <= MAX_QUESTION_WORDS
     if fmt != "text" or block.kind != "paragraph":
         return False
     text = block.text.strip()
@@ -210,6 +222,21 @@ def _asks(text: str, body: list[Block], fmt: Format) -> bool:
     return not any(_is_question(b) for b in body) and not _opens_with_quote(body)
 
 
+def _ends_answer(blocks: list[Block], roles: list[Role], i: int, answered: bool) -> bool:
+    """A block that ends the answer before it and belongs to none: a break, a line that
+    introduces the next question ("More from the queue:"), or, after an answer, a
+    closing line."""
+    block = blocks[i]
+    if block.kind == "break":
+        return True
+    if block.kind != "paragraph":
+        return False
+    text = _plain(block.text)
+    if text.endswith(":") and i + 1 < len(blocks) and roles[i + 1] == "question":
+        return True
+    return answered and bool(_CLOSING.match(text))
+
+
 def find_questions(blocks: list[Block], fmt: Format,
                    front: FrontMatter | None = None) -> list[ImportedQuestion]:
     """Questions and their answers, in page order."""
@@ -238,8 +265,12 @@ def find_questions(blocks: list[Block], fmt: Format,
         tags = [t for t in (*page_tags, section_tag) if t]
         current, current_kind = ImportedQuestion(question, "", list(dict.fromkeys(tags))), kind
 
-    for block, role, qa in zip(blocks, roles, in_qa, strict=True):
-        if block.kind == "quote" and qa and current_kind != "heading" or \
+    for i, (block, role, qa) in enumerate(zip(blocks, roles, in_qa, strict=True)):
+        if role == "content" and _ends_answer(blocks, roles, i, bool(answer)):
+            finish()
+            current_kind = ""
+            continue
+        if block.kind == "quote" and qa and current_kind not in ("heading", "question") or \
                 block.kind == "quote" and role == "question":
             start(_plain(block.text), "quote")  # a quoted question; its answer follows
             continue
@@ -266,7 +297,7 @@ def find_questions(blocks: list[Block], fmt: Format,
 
 def _markdown(block: Block) -> str:
     """A block of an answer as Markdown."""
-    if block.kind == "quote":
+    if block.kind in ("quote", "note"):
         return "\n".join(f"> {line}".rstrip() for line in block.text.split("\n"))
     if block.kind == "code" and not block.text.lstrip().startswith(("```", "~~~")):
         return "```python\n" + block.text + "\n```"
