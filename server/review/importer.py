@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, normalize_question
 from indexer.schema import Entry, Status, slugify
 from server.review.page_reader import (
+    LIST_ITEM,
     QA_MARK,
     Block,
     Format,
@@ -101,7 +102,7 @@ def _marked(text: str) -> tuple[str, bool]:
     asked = bool(mark and marks_question(mark))
     if asked and mark:
         text = text[mark.end():]
-    text = re.sub(r"^\s*([-*+]|\d+[.)])\s+", "", text)
+    text = LIST_ITEM.sub("", text, count=1)
     text = re.sub(r"(\*\*|__|\*|_)(.+?)\1", r"\2", text)
     return re.sub(r"\s+", " ", text).strip().strip("*_ "), asked
 
@@ -192,10 +193,23 @@ def _roles(blocks: list[Block], fmt: Format, page_is_qa: bool) -> tuple[list[Rol
         for j in range(i, end):
             in_qa[j] = inside
     for i, block in enumerate(blocks):
-        if roles[i] == "content" and (_is_question(block) or in_qa[i] and _bold_statement(
-                blocks, i, fmt) and roles[i - 1] != "question"):
+        if roles[i] == "content" and (
+                _is_question(block) and not _in_checklist(blocks, i) or
+                in_qa[i] and _bold_statement(blocks, i, fmt) and roles[i - 1] != "question"):
             roles[i] = "question"
     return roles, in_qa
+
+
+def _in_checklist(blocks: list[Block], i: int) -> bool:
+    """A plain list item ending with "?" next to another one: a list of things to check
+    ("- Is the temperature too high?") inside an answer, not questions of their own."""
+    def asking_item(j: int) -> bool:
+        if not 0 <= j < len(blocks) or blocks[j].kind != "paragraph":
+            return False
+        text = blocks[j].text
+        return bool(LIST_ITEM.match(text)) and not QA_MARK.match(text) and \
+            not _BOLD_LINE.match(text) and _plain(text).endswith("?")
+    return asking_item(i) and (asking_item(i - 1) or asking_item(i + 1))
 
 
 def _bold_statement(blocks: list[Block], i: int, fmt: Format) -> bool:

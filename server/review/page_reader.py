@@ -99,8 +99,13 @@ QA_MARK = re.compile(rf"^\s*{_LIST}{_EM}(?:(Q|A|Question|Answer|Ans)\s*\d*{_EM}\
                      rf"|(Student|TA|Instructor)\s*{_EM}\s*:){_EM}\s+", re.I)
 # A line that is all one emphasised question: "**How many epochs?**", "1. __Why?__".
 _LONE_QUESTION = re.compile(rf"^\s*{_LIST}(\*\*|__)[^*_\n]+\?\1\s*$")
-# A numbered list item that is one question, its answer on the lines below: "2) Why?".
-_NUMBERED_QUESTION = re.compile(r"^\s*\d+[.)]\s+\S.*\?\s*$")
+# A list item's first line: "- ...", "2) ...".
+LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
+# A list item that is one question: "2) Why?", "- Why?" (its answer on the lines below).
+_ITEM_QUESTION = re.compile(r"^\s*([-*+]|\d+[.)])\s+\S.*\?\s*$")
+# A line that opens with an emphasised question and goes on with its answer:
+# "**How long should the report be?** Six pages." (group 1 asks, group 3 answers).
+_QUESTION_THEN_ANSWER = re.compile(rf"^(\s*{_LIST}(\*\*|__)[^*_\n]+\?\2)[ \t]+(\S.*)$")
 
 
 def marks_question(mark: re.Match[str]) -> bool:
@@ -109,20 +114,38 @@ def marks_question(mark: re.Match[str]) -> bool:
     return word.startswith("q") or word == "student"
 
 
+def _item_question(lines: list[str], n: int) -> bool:
+    """Whether line `n` is a list item that asks, with no sibling item right above or
+    below it (a list of things to check is not a list of questions)."""
+    if not _ITEM_QUESTION.match(lines[n]):
+        return False
+    indent = len(lines[n]) - len(lines[n].lstrip())
+    above = LIST_ITEM.match(lines[n - 1]) if n > 0 else None
+    below = LIST_ITEM.match(lines[n + 1]) if n + 1 < len(lines) else None
+    return not (above and len(above.group(1)) == indent) and \
+        not (below and len(below.group(1)) <= indent)
+
+
 def split_pairs(lines: list[str]) -> list[list[str]]:
     """The lines of one paragraph, split where a question or an answer starts.
 
     FAQ pages often write a question and its answer without a blank line between
-    them: "Q: ...?" then "A: ...", or a bold or numbered question line then its answer. Each
-    marked or emphasised question becomes a chunk of its own (with the lines that
-    wrap it, up to its "?"), and each "A:" line starts one.
+    them: "Q: ...?" then "A: ...", or a bold question line or list item then its answer,
+    even on the same line ("**Why?** Because."). Each marked or emphasised question
+    becomes a chunk of its own (with the lines that wrap it, up to its "?"), and each
+    "A:" line starts one.
     """
     chunks: list[list[str]] = []
     current: list[str] = []
     asking = False
-    for line in lines:
+    for n, line in enumerate(lines):
+        inline = _QUESTION_THEN_ANSWER.match(line)
+        if inline:  # the question is a chunk of its own, its answer starts the next one
+            chunks.extend(c for c in (current, [inline.group(1)]) if c)
+            current, asking = [inline.group(3)], False
+            continue
         mark = QA_MARK.match(line)
-        lone = _LONE_QUESTION.match(line) or _NUMBERED_QUESTION.match(line)
+        lone = _LONE_QUESTION.match(line) or _item_question(lines, n)
         if mark or lone:
             if current:
                 chunks.append(current)
@@ -253,8 +276,6 @@ _LIQUID_TAG = re.compile(r"\{%[^\n]*?%\}")
 _LIQUID_OUTPUT = re.compile(r"\{\{-?(?:\s[^{}]*|[^{}\s]*\.[^{}]*)\}\}")
 # A link whose target was all Liquid output: "[the tips]()".
 _EMPTY_LINK = re.compile(r"\[([^\]]*)\]\(\s*\)")
-# A list item's first line: "- ...", "2) ...".
-_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s+")
 # A line of an indented code block: four spaces or a tab, then something.
 _INDENTED = re.compile(r"^(    |\t)\s*\S")
 # A setext heading's underline under a paragraph: "===" for level 1, "---" for level 2.
@@ -324,7 +345,7 @@ def markdown_blocks(text: str) -> list[Block]:
         line = lines[i]
         whole = _whole_block(lines, i, in_paragraph=bool(para or quote))
         if not whole and not para and not quote and _INDENTED.match(line) and not (
-                blocks and blocks[-1].kind == "paragraph" and _LIST_ITEM.match(blocks[-1].text)):
+                blocks and blocks[-1].kind == "paragraph" and LIST_ITEM.match(blocks[-1].text)):
             whole = _indented_code(lines, i)  # (under a list item it continues the item)
         if whole:
             flush()
@@ -334,7 +355,7 @@ def markdown_blocks(text: str) -> list[Block]:
         heading = re.match(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$", line)
         quoted = re.match(r"^ {0,3}>\s?(.*)$", line)
         setext = _SETEXT.match(line)
-        if setext and para and not _LIST_ITEM.match(para[0]):
+        if setext and para and not LIST_ITEM.match(para[0]):
             text = " ".join(_prose("\n".join(para)).split())
             para.clear()
             blocks.append(Block("heading", text, 1 if setext.group(1)[0] == "=" else 2))
@@ -484,6 +505,9 @@ _BOLD_WEIGHT = re.compile(r"bold(er)?|[6-9]00")
 _CODE_FONT = re.compile(r"courier|mono|consolas", re.I)
 # Bold runs that an export splits in two ("**How does ****it work?**"), read as one.
 _SPLIT_BOLD = re.compile(r"\*\*(\s*)\*\*")
+# A button that opens an answer (an accordion's, a collapsible's) holds its question; other
+# buttons ("Back to top") are no content.
+_DISCLOSURE_CLASS = re.compile(r"accordion|collaps|faq|question", re.I)
 # The class of an element that holds a question: "question", "faq-question", "faq-q".
 _QUESTION_CLASS = re.compile(r"(?:^|\s)(?:[\w-]*-)?(?:question|q)(?:\s|$)", re.I)
 
@@ -525,6 +549,7 @@ class _HTMLBlocks(HTMLParser):
         self.class_styles = class_styles or {}
         self.marks: list[tuple[str, str]] = []  # (tag, Markdown mark) of open inline tags
         self.asking: tuple[str, int] | None = None  # a question element: tag, nesting depth
+        self.buttons = 0  # open accordion buttons, read as text
 
     def _flush(self) -> None:
         text = "".join(self.buf)
@@ -550,12 +575,19 @@ class _HTMLBlocks(HTMLParser):
         return re.sub(r"\s+", " ", text).strip() if self.collapse else text.strip()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "button" and not self.skip and (
+                self.kind == "heading" or _DISCLOSURE_CLASS.search(attributes.get("class") or "")):
+            self.buttons += 1  # an accordion's button: the question it opens
+            if self.kind != "heading":
+                self._flush()
+                self.kind = "p"
+            return
         if tag in self.SKIP:
             self.skip += 1
             return
         if self.skip:
             return
-        attributes = dict(attrs)
         if re.fullmatch(r"h[1-6]", tag):
             self._flush()
             self.kind, self.level = "heading", int(tag[1])
@@ -628,6 +660,11 @@ class _HTMLBlocks(HTMLParser):
         self.buf += [text, mark, last[len(text):]]
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "button" and self.buttons and not self.skip:
+            self.buttons -= 1
+            if self.kind != "heading":
+                self._flush()
+            return
         if tag in self.SKIP or tag == "iframe":
             self.skip = max(0, self.skip - 1)
             return

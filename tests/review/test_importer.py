@@ -595,3 +595,47 @@ def test_new_shapes_carry_nothing_executable() -> None:
     for q in questions:
         html = render_markdown(q.answer)
         assert "onerror" not in q.question + q.answer and "<script" not in html
+
+
+def test_bootstrap_accordion_and_bold_questions_answered_on_the_same_line() -> None:
+    pairs = _pairs("week21-accordion.html")
+    assert [q for q, _ in pairs] == [
+        "What is a pretext task?",  # an accordion's button in its header
+        "Why does contrastive learning need negatives?",
+        "Is the SimCLR batch size really 4096?",  # <strong>...?</strong> then the answer
+        "Can I fine-tune with only 1% of the labels?",
+    ]
+    answers = dict(pairs)
+    assert answers["Why does contrastive learning need negatives?"] == (
+        "Without them every image could map to the same vector and the loss would still "
+        "be zero.\n\nMethods such as BYOL avoid negatives with a predictor and a momentum "
+        "encoder.")
+    assert answers["Is the SimCLR batch size really 4096?"] == \
+        "Yes, large batches give more negatives; on one GPU use a memory bank instead."
+    # a list of things to check is part of the answer, not two questions
+    assert answers["Can I fine-tune with only 1% of the labels?"].endswith(
+        "Things to check when the loss collapses:\n\n- Is the temperature too high?\n\n"
+        "- Are both views augmented differently?")
+    assert not any("Back to top" in a or "Menu" in a or "Email" in a for _, a in pairs)
+
+
+def test_markdown_list_questions_and_checklists() -> None:
+    pairs = _pairs("week22-lists.md")
+    assert [q for q, _ in pairs] == [
+        "Why do we need a validation set?",  # a list item, its answer nested below it
+        "Is the test set ever used for training?",
+        "Why use AdamW instead of Adam?",  # bold, its answer on the same line
+        "Should I warm up the learning rate?",
+        "My loss is NaN after a few hundred steps.",
+    ]
+    answers = dict(pairs)
+    assert answers["Is the test set ever used for training?"] == \
+        "- Never, not even for early stopping."
+    assert answers["Why use AdamW instead of Adam?"] == (
+        "It decouples weight decay from the gradient step, so\nthe decay is the same for "
+        "every parameter.")
+    assert answers["My loss is NaN after a few hundred steps."] == (
+        "Things to check, in this order:\n\n- Is the learning rate too high?\n"
+        "- Are there NaNs or infinities in the inputs?\n"
+        "- Do you take the log of a probability that can be 0?\n\n"
+        "Most of the time it is the first one.")
