@@ -103,6 +103,8 @@ _LONE_QUESTION = re.compile(rf"^\s*{_LIST}(\*\*|__)[^*_\n]+\?\1\s*$")
 LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
 # A list item that is one question: "2) Why?", "- Why?" (its answer on the lines below).
 _ITEM_QUESTION = re.compile(r"^\s*([-*+]|\d+[.)])\s+\S.*\?\s*$")
+# A definition (kramdown, Pandoc): "Why?" on one line, ": Because." on the next.
+_DEFINITION = re.compile(r"^ {0,3}:[ \t]+(?=\S)")
 # A line that opens with an emphasised question and goes on with its answer:
 # "**How long should the report be?** Six pages." (group 1 asks, group 3 answers).
 _QUESTION_THEN_ANSWER = re.compile(rf"^(\s*{_LIST}(\*\*|__)[^*_\n]+\?\2)[ \t]+(\S.*)$")
@@ -130,10 +132,10 @@ def split_pairs(lines: list[str]) -> list[list[str]]:
     """The lines of one paragraph, split where a question or an answer starts.
 
     FAQ pages often write a question and its answer without a blank line between
-    them: "Q: ...?" then "A: ...", or a bold question line or list item then its answer,
-    even on the same line ("**Why?** Because."). Each marked or emphasised question
-    becomes a chunk of its own (with the lines that wrap it, up to its "?"), and each
-    "A:" line starts one.
+    them: "Q: ...?" then "A: ...", a bold question line or list item then its answer
+    (even on the same line: "**Why?** Because."), or a term then its ": definition".
+    Each marked or emphasised question becomes a chunk of its own (with the lines that
+    wrap it, up to its "?"), and each "A:" line or definition starts one.
     """
     chunks: list[list[str]] = []
     current: list[str] = []
@@ -143,6 +145,11 @@ def split_pairs(lines: list[str]) -> list[list[str]]:
         if inline:  # the question is a chunk of its own, its answer starts the next one
             chunks.extend(c for c in (current, [inline.group(1)]) if c)
             current, asking = [inline.group(3)], False
+            continue
+        definition = _DEFINITION.match(line)
+        if definition and current:  # the term above is a chunk of its own
+            chunks.append(current)
+            current, asking = [line[definition.end():]], False
             continue
         mark = QA_MARK.match(line)
         lone = _LONE_QUESTION.match(line) or _item_question(lines, n)
@@ -508,6 +515,8 @@ _SPLIT_BOLD = re.compile(r"\*\*(\s*)\*\*")
 # A button that opens an answer (an accordion's, a collapsible's) holds its question; other
 # buttons ("Back to top") are no content.
 _DISCLOSURE_CLASS = re.compile(r"accordion|collaps|faq|question", re.I)
+# The class of an exported document's title paragraph (Google Docs, Word): a heading.
+_TITLE_CLASS = re.compile(r"(?:^|\s)(?:title|MsoTitle)(?:\s|$)")
 # The class of an element that holds a question: "question", "faq-question", "faq-q".
 _QUESTION_CLASS = re.compile(r"(?:^|\s)(?:[\w-]*-)?(?:question|q)(?:\s|$)", re.I)
 
@@ -548,7 +557,8 @@ class _HTMLBlocks(HTMLParser):
         self.collapse = collapse
         self.class_styles = class_styles or {}
         self.marks: list[tuple[str, str]] = []  # (tag, Markdown mark) of open inline tags
-        self.asking: tuple[str, int] | None = None  # a question element: tag, nesting depth
+        # the element marked as a question, until its first text: tag, nesting depth
+        self.asking: tuple[str, int] | None = None
         self.buttons = 0  # open accordion buttons, read as text
 
     def _flush(self) -> None:
@@ -559,6 +569,8 @@ class _HTMLBlocks(HTMLParser):
                 self.blocks.append(Block("code", "```\n" + text.strip("\n") + "\n```"))
         elif self.kind in ("heading", "question") or self.quote and self.quote[-1] == "quote":
             text = self._text(_SPLIT_BOLD.sub(r"\1", text.replace(_BR, " ")))
+            if text and self.kind == "question":
+                self.asking = None  # the question element's first text asks; the rest answers
             if text:
                 self.blocks.append(Block("heading", text, self.level) if self.kind == "heading"
                                    else Block("question", text) if self.kind == "question"
@@ -603,6 +615,8 @@ class _HTMLBlocks(HTMLParser):
             self._flush()
             self._ask(tag, attributes)
             self.kind = "li" if tag == "li" else "question" if self.asking else "p"
+            if _TITLE_CLASS.search(attributes.get("class") or ""):
+                self.kind, self.level = "heading", 1  # a document's title paragraph
         elif tag == "br":
             self.buf.append("\n" if self.kind == "code" else _BR)
         elif tag == "iframe":

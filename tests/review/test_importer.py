@@ -627,6 +627,8 @@ def test_markdown_list_questions_and_checklists() -> None:
         "Why use AdamW instead of Adam?",  # bold, its answer on the same line
         "Should I warm up the learning rate?",
         "My loss is NaN after a few hundred steps.",
+        "Why is accuracy a bad metric for imbalanced data?",  # a term and its ": definition"
+        "What is label leakage?",
     ]
     answers = dict(pairs)
     assert answers["Is the test set ever used for training?"] == \
@@ -639,3 +641,34 @@ def test_markdown_list_questions_and_checklists() -> None:
         "- Are there NaNs or infinities in the inputs?\n"
         "- Do you take the log of a probability that can be 0?\n\n"
         "Most of the time it is the first one.")
+    assert answers["Why is accuracy a bad metric for imbalanced data?"] == \
+        "A model that always predicts the majority class scores high; report F1 instead."
+    assert answers["What is label leakage?"].startswith("Information about the target")
+
+
+def test_word_export_with_a_title_paragraph_and_styled_runs() -> None:
+    pairs = _pairs("week23-word.html")
+    assert [q for q, _ in pairs] == [
+        "Why is my exported ONNX model slower than PyTorch?",
+        "Does quantization hurt accuracy?",  # a Word list paragraph, its number a field
+        "TorchScript vs ONNX",  # one bold topic in two runs, under the Q&A title
+    ]
+    answers = dict(pairs)
+    assert answers["Why is my exported ONNX model slower than PyTorch?"].endswith(
+        "Install `onnxruntime-gpu` and pass `providers=[\"CUDAExecutionProvider\"]`.")
+    assert answers["TorchScript vs ONNX"].startswith("TorchScript stays inside")
+    page = DATA / "week23-word.html"
+    assert parse_document(page.read_text(encoding="utf-8"), "html")[0].tags == ["week-23"]
+    assert not any("Teaching Team" in a or "Tuesday" in a for _, a in pairs)
+
+
+def test_rendered_admonitions_the_first_text_of_a_question_element_asks() -> None:
+    page = ('<h1>Week 3 FAQ</h1><details class="question"><summary>Why is my GPU idle?'
+            "</summary><p>The data loader is the bottleneck: raise <code>num_workers</code>."
+            '</p><p>Also pin memory.</p></details><div class="admonition question">'
+            '<p class="admonition-title">What is a tensor core?</p><p>A unit for small '
+            "matrix products.</p></div>")
+    assert [(q.question, q.answer) for q in parse_document(page, "html")] == [
+        ("Why is my GPU idle?",
+         "The data loader is the bottleneck: raise `num_workers`.\n\nAlso pin memory."),
+        ("What is a tensor core?", "A unit for small matrix products.")]
