@@ -521,6 +521,22 @@ _TITLE_CLASS = re.compile(r"(?:^|\s)(?:title|MsoTitle)(?:\s|$)")
 _QUESTION_CLASS = re.compile(r"(?:^|\s)(?:[\w-]*-)?(?:question|q)(?:\s|$)", re.I)
 
 
+def _br_chunks(text: str) -> list[list[str]]:
+    """The lines (split at <br>) of an HTML paragraph, in question and answer chunks.
+
+    Two <br> in a row part paragraphs, and in each a first line that ends with "?"
+    asks ("Why?<br>Because."), as do the lines `split_pairs` finds.
+    """
+    chunks: list[list[str]] = []
+    for part in re.split(rf"{_BR}\s*{_BR}", text):
+        lines = part.split(_BR)
+        if len(lines) > 1 and lines[0].strip().endswith("?"):
+            chunks += [[lines[0]], *split_pairs(lines[1:])]
+        else:
+            chunks += split_pairs(lines)
+    return chunks
+
+
 def _css(style: str, prop: str) -> str:
     """The last value `style` (CSS declarations) gives a property, lowercase; "" if none."""
     values = re.findall(rf"(?:^|[;\s]){prop}\s*:\s*([^;]+)", style, re.I)
@@ -577,7 +593,7 @@ class _HTMLBlocks(HTMLParser):
                                    else Block("quote", text))
         else:  # a question and its answer may share a <p>, split by <br>
             prefix = ("> " if self.quote else "") + ("- " if self.kind == "li" else "")
-            for chunk in split_pairs(_SPLIT_BOLD.sub(r"\1", text).split(_BR)):
+            for chunk in _br_chunks(_SPLIT_BOLD.sub(r"\1", text)):
                 text = self._text(" ".join(chunk))
                 if text:
                     self.blocks.append(Block("paragraph", prefix + text))

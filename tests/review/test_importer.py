@@ -493,13 +493,21 @@ def test_canvas_page_with_question_classes_nested_divs_and_bad_links() -> None:
         "I don't understand what the attention mask does.",  # <p class="question">
         "What is multi-head attention?",
         "Positional encodings",
+        "Can we use the attention code from the lab in the project?",  # Q?<br>A<br><br>Q?...
+        "Will the slides be posted?",
     ]
     answers = dict(pairs)
     assert answers["I don't understand what the attention mask does."].startswith(
         "It sets the scores of positions")
     assert answers["What is multi-head attention?"].endswith(
         "See the demo or [the paper](https://arxiv.org/abs/1706.03762).")
-    assert "Piazza" not in answers["Positional encodings"]  # Announcements hold no answer
+    assert answers["Can we use the attention code from the lab in the project?"] == \
+        "Yes, if you cite it in your report."
+    assert answers["Positional encodings"].endswith("added to its embedding.")
+    assert "Piazza" not in answers["Will the slides be posted?"]  # Announcements: no answer
+    page = (DATA / "week15-canvas.html").read_text(encoding="utf-8")
+    tags = {q.question: q.tags for q in parse_document(page, "html")}
+    assert tags["Will the slides be posted?"] == ["week-15", "course-logistics"]
     for _, answer in pairs:
         for bad in ("javascript", "onclick", "onmouseover", "track()", "<"):
             assert bad not in answer
