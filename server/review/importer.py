@@ -67,6 +67,11 @@ _TOPIC = re.compile(r"\b(vs\.?|versus|relationship|difference|compared)\b", re.I
 # A paragraph that is all one bold line, perhaps a list item: "**Dropout vs weight decay**".
 _BOLD_LINE = re.compile(r"^\s*(?:(?:[-*+]|\d+[.)])\s+)?(\*\*|__)[^*_\n]+\1\s*$")
 
+# An emoji that decorates a question ("❓ Why...?"), and a short aside after its "?"
+# ("Why...? (asked 3 times)", "Why...? [lecture 4]"): neither is part of the question.
+_EMOJI_BEFORE = re.compile("^[\u2600-\u27bf\U0001f300-\U0001faff\ufe0f]+\\s*")
+_ASIDE_AFTER_QUESTION = re.compile(r"\?\s*(\([^()]{1,40}\)|\[[^\[\]]{1,40}\])$")
+
 # A closing line of an email or a digest ("Best,", "Good luck!", "See you next week!"): the
 # answer before it ends there, and what follows it up to the next question is no answer.
 _CLOSING = re.compile(
@@ -104,7 +109,8 @@ def _marked(text: str) -> tuple[str, bool]:
         text = text[mark.end():]
     text = LIST_ITEM.sub("", text, count=1)
     text = re.sub(r"(\*\*|__|\*|_)(.+?)\1", r"\2", text)
-    return re.sub(r"\s+", " ", text).strip().strip("*_ "), asked
+    text = re.sub(r"\s+", " ", text).strip().strip("*_ ")
+    return _ASIDE_AFTER_QUESTION.sub("?", _EMOJI_BEFORE.sub("", text)), asked
 
 
 def _is_question(block: Block) -> bool:

@@ -515,6 +515,11 @@ _SPLIT_BOLD = re.compile(r"\*\*(\s*)\*\*")
 # A button that opens an answer (an accordion's, a collapsible's) holds its question; other
 # buttons ("Back to top") are no content.
 _DISCLOSURE_CLASS = re.compile(r"accordion|collaps|faq|question", re.I)
+# A heading's permalink, which a rendered page appends to it: "Why?¶", "Why? #".
+_PERMALINK = re.compile(r"\s*(?:[¶§\U0001f517]|(?<=\s)#)$")
+# The class of an aside in a rendered page: an admonition (Sphinx, MkDocs, Docusaurus),
+# a callout (Quarto), an alert (Bootstrap, GitHub's "markdown-alert").
+_ASIDE_CLASS = re.compile(r"(?:^|\s)(?:markdown-)?(?:admonition|callout|alert)(?:[\s-]|$)")
 # The class of an exported document's title paragraph (Google Docs, Word): a heading.
 _TITLE_CLASS = re.compile(r"(?:^|\s)(?:title|MsoTitle)(?:\s|$)")
 # The class of an element that holds a question: "question", "faq-question", "faq-q".
@@ -576,6 +581,8 @@ class _HTMLBlocks(HTMLParser):
         # the element marked as a question, until its first text: tag, nesting depth
         self.asking: tuple[str, int] | None = None
         self.buttons = 0  # open accordion buttons, read as text
+        self.divs = 0  # open <div>s
+        self.aside_at: int | None = None  # the <div> depth where an open aside began
 
     def _flush(self) -> None:
         text = "".join(self.buf)
@@ -585,6 +592,8 @@ class _HTMLBlocks(HTMLParser):
                 self.blocks.append(Block("code", "```\n" + text.strip("\n") + "\n```"))
         elif self.kind in ("heading", "question") or self.quote and self.quote[-1] == "quote":
             text = self._text(_SPLIT_BOLD.sub(r"\1", text.replace(_BR, " ")))
+            if self.kind == "heading":
+                text = _PERMALINK.sub("", text)
             if text and self.kind == "question":
                 self.asking = None  # the question element's first text asks; the rest answers
             if text:
@@ -596,7 +605,8 @@ class _HTMLBlocks(HTMLParser):
             for chunk in _br_chunks(_SPLIT_BOLD.sub(r"\1", text)):
                 text = self._text(" ".join(chunk))
                 if text:
-                    self.blocks.append(Block("paragraph", prefix + text))
+                    self.blocks.append(Block("note" if self.aside_at else "paragraph",
+                                             prefix + text))
         self.kind = None
 
     def _text(self, text: str) -> str:
@@ -630,6 +640,7 @@ class _HTMLBlocks(HTMLParser):
         elif tag in self.BLOCK and self.kind != "code":
             self._flush()
             self._ask(tag, attributes)
+            self._open_div(tag, attributes.get("class") or "")
             self.kind = "li" if tag == "li" else "question" if self.asking else "p"
             if _TITLE_CLASS.search(attributes.get("class") or ""):
                 self.kind, self.level = "heading", 1  # a document's title paragraph
@@ -657,6 +668,16 @@ class _HTMLBlocks(HTMLParser):
             self.asking = (tag, self.asking[1] + 1)
         elif not self.asking and _QUESTION_CLASS.search(attributes.get("class") or ""):
             self.asking = (tag, 1)
+
+    def _open_div(self, tag: str, classes: str) -> None:
+        """Count the open <div>s, and note where an aside (an admonition, a callout, an
+        alert) opens: what it holds becomes notes, never questions."""
+        if tag != "div":
+            return
+        self.divs += 1
+        if self.aside_at is None and _ASIDE_CLASS.search(classes) and \
+                not _QUESTION_CLASS.search(classes):
+            self.aside_at = self.divs
 
     def _inline_mark(self, tag: str, attributes: dict[str, str | None]) -> str | None:
         """The Markdown mark at either end of a code span, emphasis or styled <span> ("" in
@@ -709,6 +730,9 @@ class _HTMLBlocks(HTMLParser):
             if self.asking and self.asking[0] == tag:
                 depth = self.asking[1] - 1
                 self.asking = (tag, depth) if depth else None
+            if tag == "div":
+                self.aside_at = None if self.aside_at == self.divs else self.aside_at
+                self.divs = max(0, self.divs - 1)
         elif tag in EMPHASIS or tag in ("code", "span"):
             self._close_mark(tag)
         elif tag == "a" and self.href:

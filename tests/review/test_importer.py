@@ -680,3 +680,18 @@ def test_rendered_admonitions_the_first_text_of_a_question_element_asks() -> Non
         ("Why is my GPU idle?",
          "The data loader is the bottleneck: raise `num_workers`.\n\nAlso pin memory."),
         ("What is a tensor core?", "A unit for small matrix products.")]
+
+
+def test_rendered_sphinx_page_with_permalinks_admonitions_and_decorated_questions() -> None:
+    pairs = _pairs("week24-sphinx.html")
+    assert [q for q, _ in pairs] == [
+        "Why do deep GNNs oversmooth?",  # its "¶" permalink dropped
+        "How do I batch graphs of different sizes?",  # the emoji and "(asked 5 times)" too
+    ]
+    answers = dict(pairs)
+    # a rendered admonition is an aside, quoted in the answer
+    assert answers["Why do deep GNNs oversmooth?"].endswith(
+        "looks alike.\n\n> Note\n\n> Residual connections and normalization slow this down.")
+    assert answers["How do I batch graphs of different sizes?"].endswith(
+        "belongs to:\n\n```\nloader = DataLoader(dataset, batch_size=32)\n```")
+    assert not any("Sphinx" in a or "Week 23" in a or "¶" in q + a for q, a in pairs)
