@@ -350,10 +350,9 @@ def markdown_blocks(text: str) -> list[Block]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        whole = _whole_block(lines, i, in_paragraph=bool(para or quote))
-        if not whole and not para and not quote and _INDENTED.match(line) and not (
-                blocks and blocks[-1].kind == "paragraph" and LIST_ITEM.match(blocks[-1].text)):
-            whole = _indented_code(lines, i)  # (under a list item it continues the item)
+        in_list = bool(blocks) and blocks[-1].kind == "paragraph" and \
+            bool(LIST_ITEM.match(blocks[-1].text))
+        whole = _whole_block(lines, i, in_paragraph=bool(para or quote), in_list=in_list)
         if whole:
             flush()
             found, i = whole
@@ -399,9 +398,11 @@ def _quote_block(body: str) -> Block:
     return Block("note", f"**{alert.group(1).capitalize()}**" + (f"\n\n{rest}" if rest else ""))
 
 
-def _whole_block(lines: list[str], i: int, in_paragraph: bool) -> tuple[list[Block], int] | None:
+def _whole_block(lines: list[str], i: int, in_paragraph: bool,
+                 in_list: bool) -> tuple[list[Block], int] | None:
     """A block that opens at line `i` and is read whole: fenced code, an admonition, and
-    (not inside a paragraph) raw HTML or a FAQ table. Its blocks and the line after it."""
+    (not inside a paragraph) raw HTML, indented code (unless it continues a list item)
+    or a FAQ table. Its blocks and the line after it."""
     line = lines[i]
     if line.strip().startswith(("```", "~~~")):
         marker = line.strip()[:3]
@@ -415,6 +416,8 @@ def _whole_block(lines: list[str], i: int, in_paragraph: bool) -> tuple[list[Blo
     if _HTML_OPEN.match(line):
         end = _html_block_end(lines, i)
         return html_blocks("\n".join(lines[i:end + 1])), end + 1
+    if _INDENTED.match(line) and not in_list:
+        return _indented_code(lines, i)
     return _faq_table(lines, i)
 
 
@@ -614,12 +617,7 @@ class _HTMLBlocks(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
-        if tag == "button" and not self.skip and (
-                self.kind == "heading" or _DISCLOSURE_CLASS.search(attributes.get("class") or "")):
-            self.buttons += 1  # an accordion's button: the question it opens
-            if self.kind != "heading":
-                self._flush()
-                self.kind = "p"
+        if tag == "button" and self._opens_button(attributes.get("class") or ""):
             return
         if tag in self.SKIP:
             self.skip += 1
@@ -639,10 +637,11 @@ class _HTMLBlocks(HTMLParser):
             self.kind = "p"
         elif tag in self.BLOCK and self.kind != "code":
             self._flush()
-            self._ask(tag, attributes)
-            self._open_div(tag, attributes.get("class") or "")
+            classes = attributes.get("class") or ""
+            self._ask(tag, classes)
+            self._open_div(tag, classes)
             self.kind = "li" if tag == "li" else "question" if self.asking else "p"
-            if _TITLE_CLASS.search(attributes.get("class") or ""):
+            if _TITLE_CLASS.search(classes):
                 self.kind, self.level = "heading", 1  # a document's title paragraph
         elif tag == "br":
             self.buf.append("\n" if self.kind == "code" else _BR)
@@ -660,14 +659,34 @@ class _HTMLBlocks(HTMLParser):
                 self.href = href
                 self.buf.append("[")
 
-    def _ask(self, tag: str, attributes: dict[str, str | None]) -> None:
+    def _opens_button(self, classes: str) -> bool:
+        """Whether a <button> is read: an accordion's, or one in a heading, holds the
+        question it opens (any other, "Back to top", is skipped)."""
+        if self.skip or self.kind != "heading" and not _DISCLOSURE_CLASS.search(classes):
+            return False
+        self.buttons += 1
+        if self.kind != "heading":
+            self._flush()
+            self.kind = "p"
+        return True
+
+    def _ask(self, tag: str, classes: str) -> None:
         """Follow the element the page marks as a question (class="question") as it opens."""
         if self.asking and self.asking[0] == tag == "p":
             self.asking = None  # a <p> left open ends where the next one starts
         if self.asking and self.asking[0] == tag:
             self.asking = (tag, self.asking[1] + 1)
-        elif not self.asking and _QUESTION_CLASS.search(attributes.get("class") or ""):
+        elif not self.asking and _QUESTION_CLASS.search(classes):
             self.asking = (tag, 1)
+
+    def _close_block(self, tag: str) -> None:
+        """Follow a question element and the open <div>s (and asides) as a block closes."""
+        if self.asking and self.asking[0] == tag:
+            depth = self.asking[1] - 1
+            self.asking = (tag, depth) if depth else None
+        if tag == "div":
+            self.aside_at = None if self.aside_at == self.divs else self.aside_at
+            self.divs = max(0, self.divs - 1)
 
     def _open_div(self, tag: str, classes: str) -> None:
         """Count the open <div>s, and note where an aside (an admonition, a callout, an
@@ -727,12 +746,7 @@ class _HTMLBlocks(HTMLParser):
         elif re.fullmatch(r"h[1-6]", tag) or tag == "pre" or (tag in self.BLOCK
                                                                 and self.kind != "code"):
             self._flush()
-            if self.asking and self.asking[0] == tag:
-                depth = self.asking[1] - 1
-                self.asking = (tag, depth) if depth else None
-            if tag == "div":
-                self.aside_at = None if self.aside_at == self.divs else self.aside_at
-                self.divs = max(0, self.divs - 1)
+            self._close_block(tag)
         elif tag in EMPHASIS or tag in ("code", "span"):
             self._close_mark(tag)
         elif tag == "a" and self.href:
