@@ -301,6 +301,11 @@ _CALLOUT = re.compile(r"^\[!(note|tip|important|warning|caution)\][ \t]*\n?", re
 # the lines indented below it. The question types hold a question and its answer.
 _ADMONITION = re.compile(r'^ {0,3}(?:!!!|\?\?\?\+?)[ \t]*([\w-]+)(?:[ \t]+"([^"]*)")?[ \t]*$')
 _QUESTION_ADMONITIONS = {"question", "help", "faq"}
+# A MyST directive (Jupyter Book): "```{dropdown} Why?" or ":::{note}" up to its closing
+# fence; the options at the top of its body (":open:") are for the site.
+_DIRECTIVE = re.compile(r"^ {0,3}(`{3,}|:{3,})\{([\w-]+)\}(.*)$")
+_DIRECTIVE_OPTION = re.compile(r"^ {0,3}:[\w-]+:")
+_CODE_DIRECTIVES = {"code-cell", "code-block", "code", "sourcecode"}
 # A table's delimiter row, under its header: | --- | :-: |.
 _TABLE_DELIMITER = re.compile(r"^ {0,3}\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?\s*$")
 # The header cells of a FAQ table: questions in the first column, answers in the second.
@@ -404,6 +409,8 @@ def _whole_block(lines: list[str], i: int, in_paragraph: bool,
     (not inside a paragraph) raw HTML, indented code (unless it continues a list item)
     or a FAQ table. Its blocks and the line after it."""
     line = lines[i]
+    if directive := _DIRECTIVE.match(line):
+        return _directive(lines, i, directive)
     if line.strip().startswith(("```", "~~~")):
         marker = line.strip()[:3]
         end = next((j for j in range(i + 1, len(lines))
@@ -445,14 +452,38 @@ def _admonition(lines: list[str], start: int,
                      for row in lines[start + 1:end])
     kind = match.group(1).lower()
     title = None if match.group(2) is None else _prose(match.group(2))
+    return _aside(kind in _QUESTION_ADMONITIONS, kind, title, body), end
+
+
+def _aside(asks: bool, kind: str, title: str | None, body: str) -> list[Block]:
+    """An admonition or directive's blocks. One that asks is its title as the question
+    (else its body's first block) and the rest of its body as the answer, then a break;
+    any other is a note headed by its title (else its kind)."""
     inner = markdown_blocks(body)
-    if kind in _QUESTION_ADMONITIONS:
-        if not title and inner:  # no title: the body's first block asks
+    if asks:
+        if not title and inner:
             title = inner.pop(0).text
-        return [Block("question", title or ""), *inner, Block("break", "")], end
+        return [Block("question", title or ""), *inner, Block("break", "")]
     name = kind.capitalize() if title is None else title
     parts = [f"**{name}**" if name else "", *(block.text for block in inner)]
-    return [Block("note", "\n\n".join(part for part in parts if part))], end
+    return [Block("note", "\n\n".join(part for part in parts if part))]
+
+
+def _directive(lines: list[str], start: int,
+               match: re.Match[str]) -> tuple[list[Block], int]:
+    """A MyST directive (Jupyter Book) and the line after it: ```{code-cell} is code, a
+    {dropdown} or {admonition} titled with a question is that question and its answer,
+    any other ({note}, {tip}) is a note."""
+    fence, name, args = match.group(1), match.group(2).lower(), match.group(3).strip()
+    closing = re.compile(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
+    end = next((j for j in range(start + 1, len(lines)) if closing.match(lines[j])), len(lines))
+    body = [row for row in lines[start + 1:end] if not _DIRECTIVE_OPTION.match(row)]
+    if name in _CODE_DIRECTIVES:
+        language = args.split()[0] if args else ""
+        return [Block("code", "\n".join([f"```{language}", *body, "```"]))], end + 1
+    title = _prose(args)
+    asks = name in ("dropdown", "admonition") and title.endswith("?")
+    return _aside(asks, name, title or None, "\n".join(body)), end + 1
 
 
 def _cells(row: str) -> list[str]:

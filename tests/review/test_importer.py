@@ -695,3 +695,20 @@ def test_rendered_sphinx_page_with_permalinks_admonitions_and_decorated_question
     assert answers["How do I batch graphs of different sizes?"].endswith(
         "belongs to:\n\n```\nloader = DataLoader(dataset, batch_size=32)\n```")
     assert not any("Sphinx" in a or "Week 23" in a or "¶" in q + a for q, a in pairs)
+
+
+def test_jupyter_book_myst_directives() -> None:
+    pairs = _pairs("week25-myst.md")
+    assert [q for q, _ in pairs] == [
+        "Why does my diffusion sampler produce noise?",  # ````{dropdown} Why...?
+        "What is classifier-free guidance?",  # :::{admonition} What...?
+        "Why is the FID worse with more sampling steps?",
+    ]
+    answers = dict(pairs)
+    # the directive's options (":open:") go; a {code-cell} in it is code
+    assert answers["Why does my diffusion sampler produce noise?"] == (
+        "You are probably using the wrong noise schedule at sampling time.\n\n"
+        "```python\nbetas = torch.linspace(1e-4, 0.02, 1000)\n```")
+    assert answers["What is classifier-free guidance?"].startswith("Train with the condition")
+    # {note} and {tip} are asides, outside any answer here
+    assert not any("TAs" in a or "guidance scale" in a or "{" in a for _, a in pairs)
