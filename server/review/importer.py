@@ -2,11 +2,14 @@
 
 server/review/page_reader.py splits the page into blocks; this module finds the
 questions among them. A question is a heading or a short paragraph that ends
-with "?", and under a Q&A section (a heading such as "Q&A" or "Questions", or a
-page whose title says Q&A) also a heading that is a statement ("I'm still fuzzy
-about X.") or a topic ("X vs Y"), and a blockquote (`> ...`) followed by its
-answer. Everything up to the next question or section heading is its answer;
-prose between a section heading and its first question is not. Section headings
+with "?", one the page marks ("Q:", "Student:", a question admonition, a FAQ
+table's row, `class="question"`), and under a Q&A section (a heading such as
+"Q&A" or "Questions", or a page whose title says Q&A) also a heading that is a
+statement ("I'm still fuzzy about X.") or a topic ("X vs Y"), and a blockquote
+(`> ...`) followed by its answer. Everything up to the next question or section
+heading is its answer, unless a break (a rule, the end of an admonition), a
+closing line ("Best,") or a line that introduces the next question ends it first;
+prose between a section heading and its first question is no answer. Section headings
 ("Chapter 4") and the page's title and date become tags. Each question becomes a
 draft entry in kb/ for an instructor to review; questions the knowledge base
 already has are skipped, never duplicated.
@@ -23,11 +26,13 @@ from pydantic import ValidationError
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, normalize_question
 from indexer.schema import Entry, Status, slugify
 from server.review.page_reader import (
+    LIST_ITEM,
     QA_MARK,
     Block,
     Format,
     FrontMatter,
     detect_format,
+    marks_question,
     page_blocks,
     page_tag,
     short_tag,
@@ -62,6 +67,17 @@ _TOPIC = re.compile(r"\b(vs\.?|versus|relationship|difference|compared)\b", re.I
 # A paragraph that is all one bold line, perhaps a list item: "**Dropout vs weight decay**".
 _BOLD_LINE = re.compile(r"^\s*(?:(?:[-*+]|\d+[.)])\s+)?(\*\*|__)[^*_\n]+\1\s*$")
 
+# An emoji that decorates a question ("❓ Why...?"), and a short aside after its "?"
+# ("Why...? (asked 3 times)", "Why...? [lecture 4]"): neither is part of the question.
+_EMOJI_BEFORE = re.compile("^[\u2600-\u27bf\U0001f300-\U0001faff\ufe0f]+\\s*")
+_ASIDE_AFTER_QUESTION = re.compile(r"\?\s*(\([^()]{1,40}\)|\[[^\[\]]{1,40}\])$")
+
+# A closing line of an email or a digest ("Best,", "Good luck!", "See you next week!"): the
+# answer before it ends there, and what follows it up to the next question is no answer.
+_CLOSING = re.compile(
+    r"^((best|kind|warm)\s+)?(regards|wishes)[,!.]?$|^(best|cheers|sincerely|thanks|thank you)"
+    r"( all| everyone| so much)?[,!.]?$|^(good luck|see you|happy \w+ing)\b[^?]*[!.]$", re.I)
+
 Role = Literal["question", "section", "content"]
 
 
@@ -88,21 +104,24 @@ def _plain(text: str) -> str:
 def _marked(text: str) -> tuple[str, bool]:
     """The text as `_plain` gives it, and whether the page marked it as a question."""
     mark = QA_MARK.match(text)
-    asked = bool(mark and mark.group(1).upper().startswith("Q"))
+    asked = bool(mark and marks_question(mark))
     if asked and mark:
         text = text[mark.end():]
-    text = re.sub(r"^\s*([-*+]|\d+[.)])\s+", "", text)
+    text = LIST_ITEM.sub("", text, count=1)
     text = re.sub(r"(\*\*|__|\*|_)(.+?)\1", r"\2", text)
-    return re.sub(r"\s+", " ", text).strip().strip("*_ "), asked
+    text = re.sub(r"\s+", " ", text).strip().strip("*_ ")
+    return _ASIDE_AFTER_QUESTION.sub("?", _EMOJI_BEFORE.sub("", text)), asked
 
 
 def _is_question(block: Block) -> bool:
     """A heading, paragraph or quote that asks: short and ending with "?", or marked
-    as a question by the page ("Q: ...", "Question 3: ..."), then perhaps longer."""
-    if block.kind == "code" or "\n" in block.text.strip() and block.kind == "paragraph":
+    as a question by the page ("Q: ...", "Question 3: ...", a question admonition),
+    then perhaps longer."""
+    if block.kind in ("code", "note", "break") or \
+            "\n" in block.text.strip() and block.kind == "paragraph":
         return False
     text, asked = _marked(block.text)
-    if asked:
+    if asked or block.kind == "question":
         return 1 < len(text.split()) <= MAX_MARKED_WORDS
     return text.endswith("?") and 1 < len(text.split()) <= MAX_QUESTION_WORDS
 
@@ -110,15 +129,15 @@ def _is_question(block: Block) -> bool:
 def _unmark_answer(text: str) -> str:
     """An answer's first paragraph without its "A:" mark."""
     mark = QA_MARK.match(text)
-    if mark and mark.group(1).upper().startswith("A"):
+    if mark and not marks_question(mark):
         return text[mark.end():]
     return text
 
 
 def _is_heading(block: Block, fmt: Format) -> bool:
     """A heading; on a plain-text page, a short line with no closing punctuation."""
-    if block.kind == "heading":
-        return True
+    if block.kind == "heading":  # unless it is prose a stray "---" underlined
+        return len(_plain(block.text).split()) <= MAX_QUESTION_WORDS
     if fmt != "text" or block.kind != "paragraph":
         return False
     text = block.text.strip()
@@ -180,10 +199,23 @@ def _roles(blocks: list[Block], fmt: Format, page_is_qa: bool) -> tuple[list[Rol
         for j in range(i, end):
             in_qa[j] = inside
     for i, block in enumerate(blocks):
-        if roles[i] == "content" and (_is_question(block) or in_qa[i] and _bold_statement(
-                blocks, i, fmt) and roles[i - 1] != "question"):
+        if roles[i] == "content" and (
+                _is_question(block) and not _in_checklist(blocks, i) or
+                in_qa[i] and _bold_statement(blocks, i, fmt) and roles[i - 1] != "question"):
             roles[i] = "question"
     return roles, in_qa
+
+
+def _in_checklist(blocks: list[Block], i: int) -> bool:
+    """A plain list item ending with "?" next to another one: a list of things to check
+    ("- Is the temperature too high?") inside an answer, not questions of their own."""
+    def asking_item(j: int) -> bool:
+        if not 0 <= j < len(blocks) or blocks[j].kind != "paragraph":
+            return False
+        text = blocks[j].text
+        return bool(LIST_ITEM.match(text)) and not QA_MARK.match(text) and \
+            not _BOLD_LINE.match(text) and _plain(text).endswith("?")
+    return asking_item(i) and (asking_item(i - 1) or asking_item(i + 1))
 
 
 def _bold_statement(blocks: list[Block], i: int, fmt: Format) -> bool:
@@ -208,6 +240,21 @@ def _asks(text: str, body: list[Block], fmt: Format) -> bool:
     if fmt == "text" and not _TOPIC.search(text):
         return False
     return not any(_is_question(b) for b in body) and not _opens_with_quote(body)
+
+
+def _ends_answer(blocks: list[Block], roles: list[Role], i: int, answered: bool) -> bool:
+    """A block that ends the answer before it and belongs to none: a break, a line that
+    introduces the next question ("More from the queue:"), or, after an answer, a
+    closing line."""
+    block = blocks[i]
+    if block.kind == "break":
+        return True
+    if block.kind != "paragraph":
+        return False
+    text = _plain(block.text)
+    if text.endswith(":") and i + 1 < len(blocks) and roles[i + 1] == "question":
+        return True
+    return answered and bool(_CLOSING.match(text))
 
 
 def find_questions(blocks: list[Block], fmt: Format,
@@ -238,8 +285,12 @@ def find_questions(blocks: list[Block], fmt: Format,
         tags = [t for t in (*page_tags, section_tag) if t]
         current, current_kind = ImportedQuestion(question, "", list(dict.fromkeys(tags))), kind
 
-    for block, role, qa in zip(blocks, roles, in_qa, strict=True):
-        if block.kind == "quote" and qa and current_kind != "heading" or \
+    for i, (block, role, qa) in enumerate(zip(blocks, roles, in_qa, strict=True)):
+        if role == "content" and _ends_answer(blocks, roles, i, bool(answer)):
+            finish()
+            current_kind = ""
+            continue
+        if block.kind == "quote" and qa and current_kind not in ("heading", "question") or \
                 block.kind == "quote" and role == "question":
             start(_plain(block.text), "quote")  # a quoted question; its answer follows
             continue
@@ -266,7 +317,7 @@ def find_questions(blocks: list[Block], fmt: Format,
 
 def _markdown(block: Block) -> str:
     """A block of an answer as Markdown."""
-    if block.kind == "quote":
+    if block.kind in ("quote", "note"):
         return "\n".join(f"> {line}".rstrip() for line in block.text.split("\n"))
     if block.kind == "code" and not block.text.lstrip().startswith(("```", "~~~")):
         return "```python\n" + block.text + "\n```"

@@ -410,3 +410,305 @@ def test_html_faq_with_br_split_pairs_definition_lists_and_details() -> None:
     assert "stragglers" not in " ".join(answers.values())
     for _, answer in pairs:
         assert "owned" not in answer and "onerror" not in answer and "<img" not in answer
+
+
+# --- more page shapes: setext headings and rules, admonitions and callouts, exported docs,
+# Canvas classes, Liquid, office hours digests, emails, FAQ tables, lecture notes --------
+def test_setext_headings_and_thematic_breaks_read_as_commonmark_does() -> None:
+    pairs = _pairs("week12-setext.md")
+    assert [q for q, _ in pairs] == [
+        "Why does my validation loss go up while the training loss keeps going down?",
+        "Is dropout used at test time?",
+        "How much weight decay should I use?",
+        "Why is my model worse with batch norm and a batch size of 2?",  # <details> in Markdown
+        "Label smoothing",  # a setext topic heading on a Q&A page
+    ]
+    answers = dict(pairs)
+    # the rules between pairs are no part of any answer
+    assert answers["Why does my validation loss go up while the training loss keeps going "
+                   "down?"] == ("That is overfitting: the model memorises the training set. "
+                              "Add data\naugmentation or weight decay, or stop earlier.")
+    assert answers["Is dropout used at test time?"].endswith("nothing changes in expectation.")
+    # "---" right under a paragraph makes it a heading (CommonMark), not a rule; a heading
+    # that long is prose, so it stays the answer
+    assert answers["How much weight decay should I use?"] == (
+        "Start with 1e-4 for SGD or 0.01 for AdamW, then tune on the validation set. "
+        "A smaller value is safer than a larger one.")
+    assert answers["Label smoothing"].endswith("never pushed to infinite logits.")
+    assert all("---" not in a and "* * *" not in a and "Homework 5" not in a for _, a in pairs)
+
+
+def test_admonitions_and_callouts() -> None:
+    pairs = _pairs("week13-admonitions.md")
+    assert [q for q, _ in pairs] == [
+        "Why do we use 3x3 kernels instead of bigger ones?",  # ??? question "..."
+        "What does padding=1 do?",  # ???+ question
+        "Max pooling vs strided convolution",  # !!! faq: the title asks, even as a topic
+        "Do I need to normalize images to [0, 1]?",
+    ]
+    answers = dict(pairs)
+    # the indented body is the answer, dedented; a note inside it is quoted
+    assert answers["Why do we use 3x3 kernels instead of bigger ones?"] == (
+        "Two stacked 3x3 convolutions see a 5x5 window with fewer parameters and an\n"
+        "extra nonlinearity.\n\n```python\nconv = nn.Conv2d(64, 64, kernel_size=3, padding=1)"
+        "\n```\n\n> **Rule of thumb**\n>\n> Prefer depth over kernel size.")
+    assert answers["What does padding=1 do?"].endswith(
+        "> **Warning**\n>\n> With `padding=\"same\"` and a stride above 1, PyTorch raises "
+        "an error.")
+    assert answers["Max pooling vs strided convolution"] == \
+        "Both downsample. A strided convolution learns how; pooling is fixed."
+    # the answer ends with the admonition: the warning and the closing line are not in it
+    assert answers["Do I need to normalize images to [0, 1]?"] == (
+        "Yes, and then standardize with the dataset mean and standard deviation:\n"
+        "`transforms.Normalize(mean, std)`.")
+    # notes and GitHub callouts ("> [!TIP] Why not start early?") are never questions
+    text = " ".join(q + a for q, a in pairs)
+    for aside in ("lecture 12", "Sunday", "start early", "Out of memory", "forum", "[!"):
+        assert aside not in text
+
+
+def test_google_docs_export_with_styled_spans() -> None:
+    pairs = _pairs("week14-gdocs.html")
+    assert [q for q, _ in pairs] == [
+        "Why do RNN gradients vanish over long sequences?",  # bold by font-weight: 700
+        "How does an LSTM fix that?",  # one bold question split over two spans
+        "Should I clip gradients?",  # two <strong>s and a &nbsp;
+        "GRU vs LSTM",  # bold by a class of the style sheet, a topic on a Q&A page
+    ]
+    answers = dict(pairs)
+    assert answers["Why do RNN gradients vanish over long sequences?"].endswith(
+        "gradients shrink (or blow up) *exponentially* with the sequence length.")
+    assert answers["Should I clip gradients?"] == (
+        "Yes for RNNs: `clip_grad_norm_(model.parameters(), 1.0)` before "
+        "`optimizer.step()`.")  # a monospace font is code
+    assert answers["GRU vs LSTM"].startswith("A GRU has two gates")
+    # the page-wide <b style="font-weight:normal"> wrapper makes nothing bold
+    assert all("**" not in q + a for q, a in pairs)
+
+
+def test_canvas_page_with_question_classes_nested_divs_and_bad_links() -> None:
+    pairs = _pairs("week15-canvas.html")
+    assert [q for q, _ in pairs] == [
+        "Why do we divide by the square root of d_k?",
+        "I don't understand what the attention mask does.",  # <p class="question">
+        "What is multi-head attention?",
+        "Positional encodings",
+        "Can we use the attention code from the lab in the project?",  # Q?<br>A<br><br>Q?...
+        "Will the slides be posted?",
+    ]
+    answers = dict(pairs)
+    assert answers["I don't understand what the attention mask does."].startswith(
+        "It sets the scores of positions")
+    assert answers["What is multi-head attention?"].endswith(
+        "See the demo or [the paper](https://arxiv.org/abs/1706.03762).")
+    assert answers["Can we use the attention code from the lab in the project?"] == \
+        "Yes, if you cite it in your report."
+    assert answers["Positional encodings"].endswith("added to its embedding.")
+    assert "Piazza" not in answers["Will the slides be posted?"]  # Announcements: no answer
+    page = (DATA / "week15-canvas.html").read_text(encoding="utf-8")
+    tags = {q.question: q.tags for q in parse_document(page, "html")}
+    assert tags["Will the slides be posted?"] == ["week-15", "course-logistics"]
+    for _, answer in pairs:
+        for bad in ("javascript", "onclick", "onmouseover", "track()", "<"):
+            assert bad not in answer
+
+
+def test_jekyll_page_with_liquid_tags() -> None:
+    pairs = _pairs("week16-jekyll.md")
+    assert [q for q, _ in pairs] == ["What is the reparameterization trick?",
+                                     "Why are GAN losses so unstable?",  # its {#id} dropped
+                                     "Do diffusion models need a discriminator?"]
+    answers = dict(pairs)
+    # {% highlight %} is fenced code; {{ site.baseurl }} vanishes from the link
+    assert answers["What is the reparameterization trick?"].endswith(
+        "See the [VAE notebook](/notebooks/vae.ipynb).\n\n```python\n"
+        "eps = torch.randn_like(sigma)\nz = mu + sigma * eps  # Why? The randomness no longer "
+        "depends on the parameters.\n```")
+    assert answers["Why are GAN losses so unstable?"] == (
+        "The generator and the discriminator chase each other; neither loss has to go down."
+        "\nRead the GAN tips.")  # a link whose target was all Liquid: its text
+    assert answers["Do diffusion models need a discriminator?"].startswith("No. They are")
+    for question, answer in pairs:
+        assert "{%" not in answer and "{{" not in answer and "{:" not in question + answer
+    assert not any("notebooks move" in a for _, a in pairs)  # {% comment %} dropped
+
+
+def test_office_hours_digest_with_student_and_ta_lines() -> None:
+    assert _pairs("week17-office-hours.txt") == [
+        ("Is fine-tuning the whole network better than only training the head?",
+         "With a small dataset, train the head first and then unfreeze the rest with a lower "
+         "learning rate. With lots of data full fine-tuning usually wins."),
+        ("My loss is NaN after the first batch when I use mixed precision.",  # a student's
+         "Use torch.cuda.amp.GradScaler; without it small gradients underflow in float16."),
+        ("How do I choose the learning rate for the unfrozen layers?",
+         "Discriminative learning rates: about ten times smaller for early layers than for "
+         "the head."),  # the rule and "Other questions from the queue:" are not in it
+        ("What is the difference between freezing and setting requires_grad to False?",
+         "They are the same thing: a frozen parameter has requires_grad=False, so the "
+         "optimizer never changes it."),
+        ("Can I use a pretrained ImageNet model on grayscale X-rays?",
+         "Yes. Repeat the single channel three times, or average the weights of the first "
+         "convolution over its input channels."),  # "See you next week!" is not in it
+    ]
+    page = DATA / "week17-office-hours.txt"
+    assert parse_document(page.read_text(encoding="utf-8"), "text")[0].tags == ["week-17"]
+
+
+def test_email_with_a_numbered_list_of_questions() -> None:
+    assert _pairs("week18-email.txt") == [
+        ("Will the midterm cover batch normalization?",
+         "Yes, everything up to and including lecture 9, so batch norm and dropout are in."),
+        ("Can we bring a cheat sheet?", "One double-sided letter page, handwritten or typed."),
+        ("Do we need to memorize the backprop equations for an LSTM?",
+         "No. You should be able to derive the gradient of a small computational graph, but "
+         "you will not be asked to reproduce the LSTM equations."),
+        ("Is there a practice exam?",  # the sign-off and signature are not in the answer
+         "Yes, it is on the course website under Exams, with solutions."),
+    ]
+
+
+def test_lecture_notes_with_rhetorical_questions_have_none() -> None:
+    # questions inside prose, "# Why?" in fenced and indented code, a long paragraph that
+    # ends with "?": none of them is a question
+    assert _pairs("week19-lecture-notes.md") == []
+
+
+def test_markdown_table_faq() -> None:
+    assert _pairs("week20-table.md") == [
+        ("Can we work in groups of four?", "No, groups of at most three."),
+        ("Which datasets are allowed?", "Any public dataset; tell us in your proposal."),
+        ("How long should the report be?",
+         "Six pages, not counting references. Use the `NeurIPS` template."),
+        ("Do we need to use PyTorch?", "JAX or TensorFlow are fine too | ask if unsure."),
+    ]  # the Milestone | Date table is no FAQ and in no answer
+
+
+def test_new_shapes_carry_nothing_executable() -> None:
+    from server.web.markdown import render_markdown
+
+    page = ('# Q&A\n\n??? question "<img src=x onerror=alert(1)>Why <b>this</b>?"\n'
+            "    Because <script>alert(1)</script>it is.\n\n"
+            "    Text that a stray rule underlines <img src=x onerror=alert(3)> and that is\n"
+            "    long enough to be read as prose rather than as a section name.\n    ---\n\n"
+            '    !!! note "<span onclick=x>Heads up</span>"\n        Read <i>this</i>.\n\n'
+            "| Question | Answer |\n|---|---|\n"
+            "| Why <a href=\"javascript:alert(1)\">here</a>? | <img src=x onerror=alert(2)>No |"
+            "\n")
+    questions = parse_document(page, "markdown")
+    assert [(q.question, q.answer) for q in questions] == [
+        ("Why this?", "Because it is.\n\nText that a stray rule underlines and that is long "
+         "enough to be read as prose rather than as a section name.\n\n> **Heads up**\n>\n"
+         "> Read *this*."),
+        ("Why here?", "No")]
+    for q in questions:
+        html = render_markdown(q.answer)
+        assert "onerror" not in q.question + q.answer and "<script" not in html
+
+
+def test_bootstrap_accordion_and_bold_questions_answered_on_the_same_line() -> None:
+    pairs = _pairs("week21-accordion.html")
+    assert [q for q, _ in pairs] == [
+        "What is a pretext task?",  # an accordion's button in its header
+        "Why does contrastive learning need negatives?",
+        "Is the SimCLR batch size really 4096?",  # <strong>...?</strong> then the answer
+        "Can I fine-tune with only 1% of the labels?",
+    ]
+    answers = dict(pairs)
+    assert answers["Why does contrastive learning need negatives?"] == (
+        "Without them every image could map to the same vector and the loss would still "
+        "be zero.\n\nMethods such as BYOL avoid negatives with a predictor and a momentum "
+        "encoder.")
+    assert answers["Is the SimCLR batch size really 4096?"] == \
+        "Yes, large batches give more negatives; on one GPU use a memory bank instead."
+    # a list of things to check is part of the answer, not two questions
+    assert answers["Can I fine-tune with only 1% of the labels?"].endswith(
+        "Things to check when the loss collapses:\n\n- Is the temperature too high?\n\n"
+        "- Are both views augmented differently?")
+    assert not any("Back to top" in a or "Menu" in a or "Email" in a for _, a in pairs)
+
+
+def test_markdown_list_questions_and_checklists() -> None:
+    pairs = _pairs("week22-lists.md")
+    assert [q for q, _ in pairs] == [
+        "Why do we need a validation set?",  # a list item, its answer nested below it
+        "Is the test set ever used for training?",
+        "Why use AdamW instead of Adam?",  # bold, its answer on the same line
+        "Should I warm up the learning rate?",
+        "My loss is NaN after a few hundred steps.",
+        "Why is accuracy a bad metric for imbalanced data?",  # a term and its ": definition"
+        "What is label leakage?",
+    ]
+    answers = dict(pairs)
+    assert answers["Is the test set ever used for training?"] == \
+        "- Never, not even for early stopping."
+    assert answers["Why use AdamW instead of Adam?"] == (
+        "It decouples weight decay from the gradient step, so\nthe decay is the same for "
+        "every parameter.")
+    assert answers["My loss is NaN after a few hundred steps."] == (
+        "Things to check, in this order:\n\n- Is the learning rate too high?\n"
+        "- Are there NaNs or infinities in the inputs?\n"
+        "- Do you take the log of a probability that can be 0?\n\n"
+        "Most of the time it is the first one.")
+    assert answers["Why is accuracy a bad metric for imbalanced data?"] == \
+        "A model that always predicts the majority class scores high; report F1 instead."
+    assert answers["What is label leakage?"].startswith("Information about the target")
+
+
+def test_word_export_with_a_title_paragraph_and_styled_runs() -> None:
+    pairs = _pairs("week23-word.html")
+    assert [q for q, _ in pairs] == [
+        "Why is my exported ONNX model slower than PyTorch?",
+        "Does quantization hurt accuracy?",  # a Word list paragraph, its number a field
+        "TorchScript vs ONNX",  # one bold topic in two runs, under the Q&A title
+    ]
+    answers = dict(pairs)
+    assert answers["Why is my exported ONNX model slower than PyTorch?"].endswith(
+        "Install `onnxruntime-gpu` and pass `providers=[\"CUDAExecutionProvider\"]`.")
+    assert answers["TorchScript vs ONNX"].startswith("TorchScript stays inside")
+    page = DATA / "week23-word.html"
+    assert parse_document(page.read_text(encoding="utf-8"), "html")[0].tags == ["week-23"]
+    assert not any("Teaching Team" in a or "Tuesday" in a for _, a in pairs)
+
+
+def test_rendered_admonitions_the_first_text_of_a_question_element_asks() -> None:
+    page = ('<h1>Week 3 FAQ</h1><details class="question"><summary>Why is my GPU idle?'
+            "</summary><p>The data loader is the bottleneck: raise <code>num_workers</code>."
+            '</p><p>Also pin memory.</p></details><div class="admonition question">'
+            '<p class="admonition-title">What is a tensor core?</p><p>A unit for small '
+            "matrix products.</p></div>")
+    assert [(q.question, q.answer) for q in parse_document(page, "html")] == [
+        ("Why is my GPU idle?",
+         "The data loader is the bottleneck: raise `num_workers`.\n\nAlso pin memory."),
+        ("What is a tensor core?", "A unit for small matrix products.")]
+
+
+def test_rendered_sphinx_page_with_permalinks_admonitions_and_decorated_questions() -> None:
+    pairs = _pairs("week24-sphinx.html")
+    assert [q for q, _ in pairs] == [
+        "Why do deep GNNs oversmooth?",  # its "¶" permalink dropped
+        "How do I batch graphs of different sizes?",  # the emoji and "(asked 5 times)" too
+    ]
+    answers = dict(pairs)
+    # a rendered admonition is an aside, quoted in the answer
+    assert answers["Why do deep GNNs oversmooth?"].endswith(
+        "looks alike.\n\n> Note\n\n> Residual connections and normalization slow this down.")
+    assert answers["How do I batch graphs of different sizes?"].endswith(
+        "belongs to:\n\n```\nloader = DataLoader(dataset, batch_size=32)\n```")
+    assert not any("Sphinx" in a or "Week 23" in a or "¶" in q + a for q, a in pairs)
+
+
+def test_jupyter_book_myst_directives() -> None:
+    pairs = _pairs("week25-myst.md")
+    assert [q for q, _ in pairs] == [
+        "Why does my diffusion sampler produce noise?",  # ````{dropdown} Why...?
+        "What is classifier-free guidance?",  # :::{admonition} What...?
+        "Why is the FID worse with more sampling steps?",
+    ]
+    answers = dict(pairs)
+    # the directive's options (":open:") go; a {code-cell} in it is code
+    assert answers["Why does my diffusion sampler produce noise?"] == (
+        "You are probably using the wrong noise schedule at sampling time.\n\n"
+        "```python\nbetas = torch.linspace(1e-4, 0.02, 1000)\n```")
+    assert answers["What is classifier-free guidance?"].startswith("Train with the condition")
+    # {note} and {tip} are asides, outside any answer here
+    assert not any("TAs" in a or "guidance scale" in a or "{" in a for _, a in pairs)
