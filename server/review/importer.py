@@ -1,6 +1,6 @@
 """`askta import FILE`: a week's Q&A page (plain text, Markdown or HTML) -> draft entries.
 
-server/review/page_reader.py splits the page into blocks; this module finds the
+server/review/pages/ splits the page into blocks; this module finds the
 questions among them. A question is a heading or a short paragraph that ends
 with "?", one the page marks ("Q:", "Student:", a question admonition, a FAQ
 table's row, `class="question"`), and under a Q&A section (a heading such as
@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, normalize_question
 from indexer.schema import Entry, Status, slugify
-from server.review.page_reader import (
+from server.review.pages import (
     LIST_ITEM,
     QA_MARK,
     Block,

@@ -336,7 +336,7 @@ def test_a_model_that_cannot_load_stops_the_import_before_it_writes(tmp_path: Pa
 
 
 def test_rules_around_prose_are_not_front_matter() -> None:
-    from server.review.page_reader import split_front_matter
+    from server.review.pages import split_front_matter
 
     page = "---\nJust a note before the questions.\n---\n\nWhy is it slow?\n\nIdle GPU.\n"
     front, body = split_front_matter(page)
