@@ -38,12 +38,12 @@ def _shortcode(match: re.Match[str]) -> str:
 # Jekyll's Liquid: a comment block, a highlight block's tags and any other tag (on one line).
 _LIQUID_COMMENT = re.compile(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", re.S)
 _LIQUID_HIGHLIGHT = re.compile(r"\{%-?\s*(end)?highlight\b\s*(\w*)[^%\n]*%\}")
-_LIQUID_TAG = re.compile(r"\{%[^\n]*?%\}")
+_LIQUID_TAG = re.compile(r"\{%[^\n]{0,300}?%\}")  # bounded: "{%{%{%..." stays linear
 # Liquid output, what the site fills in and the page never says: "{{ site.baseurl }}",
 # "{{page.url}}" (a space after the braces, or a dotted name; "{{x}}" may be LaTeX).
 _LIQUID_OUTPUT = re.compile(r"\{\{-?(?:\s[^{}]*|[^{}\s]*\.[^{}]*)\}\}")
 # A link whose target was all Liquid output: "[the tips]()".
-_EMPTY_LINK = re.compile(r"\[([^\]]*)\]\(\s*\)")
+_EMPTY_LINK = re.compile(r"\[([^\]]{0,500})\]\(\s*\)")  # bounded, as _LIQUID_TAG
 # A line of an indented code block: four spaces or a tab, then something.
 _INDENTED = re.compile(r"^(    |\t)\s*\S")
 # A setext heading's underline under a paragraph: "===" for level 1, "---" for level 2.
