@@ -103,8 +103,8 @@ class DecisionModel:
     # answers and picks near misses.
     decides: bool = False
     # While the rule decides: it answers only when the top entry's probability also
-    # reaches this (0 for no gate). Chosen so that no right answer of the rule on the
-    # bundled KB's questions is lost; it routes the rule's least likely answers.
+    # reaches this (0 for no gate). Chosen under every right answer of the rule on the
+    # dev questions; it routes the rule's least likely answers.
     gate_at: float = 0.0
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     report: dict = field(default_factory=dict)  # how it was fitted and what it achieved

@@ -356,8 +356,9 @@ def report(asked: list[Asked], oof: list[Decided], model: DecisionModel | None) 
 
 
 def gate_holds(result: FreshReport) -> bool:
-    """Whether, out of fold, the gate keeps the rule's answers on the bundled KB (rate and
-    precision) and routes wrong answers elsewhere without lowering any set's precision."""
+    """Whether, out of fold, the gate keeps the rule's answered rate on the dev questions
+    (GATE_SET) and lowers no set's answered precision. It may route some right answers
+    elsewhere (held-out alternates, a fresh week): the report says how many."""
     dev = GATE_SET
     if dev not in result.gated:
         return False
