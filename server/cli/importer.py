@@ -13,7 +13,7 @@ from indexer.overlaps import searcher_overlaps
 from server.cli.common import fail, handle_errors, open_searcher_for, settings_of
 from server.cli.exit_codes import ExitCode
 from server.cli.overlaps import echo_overlaps
-from server.review.importer import Format, Importer, detect_format, parse_document
+from server.review.importer import Format, Importer, PageError, detect_format, parse_document
 
 FIRST_LINE_CHARS = 100
 
@@ -50,7 +50,10 @@ def import_command(ctx: click.Context, file: Path, fmt: str, dry_run: bool, over
     except UnicodeDecodeError:
         fail(f"{file} is not UTF-8 text: save it as UTF-8", ExitCode.USAGE)
     chosen: Format = detect_format(file, text) if fmt == "auto" else fmt  # type: ignore[assignment]
-    questions = parse_document(text, chosen)
+    try:
+        questions = parse_document(text, chosen)
+    except PageError as e:
+        fail(f"{file}: {e}", ExitCode.USAGE)
     try:
         settings.kb_dir.mkdir(parents=True, exist_ok=True)
         kb = KnowledgeBase.load(settings.kb_dir)

@@ -39,7 +39,7 @@ from server.review.pages import (
     split_front_matter,
 )
 
-__all__ = ["Format", "ImportedQuestion", "Importer", "ImportResult", "detect_format",
+__all__ = ["Format", "ImportedQuestion", "Importer", "ImportResult", "PageError", "detect_format",
            "find_questions", "first_line", "parse_document"]
 
 MAX_QUESTION_WORDS = 20  # longer paragraphs ending in "?" are part of an answer
@@ -138,8 +138,8 @@ def _is_heading(block: Block, fmt: Format) -> bool:
     """A heading; on a plain-text page, a short line with no closing punctuation."""
     if block.kind == "heading":  # unless it is prose a stray "---" underlined
         return len(_plain(block.text).split()) <= MAX_QUESTION_WORDS
-    if fmt != "text" or block.kind != "paragraph":
-        return False
+    if fmt != "text" or block.kind != "paragraph" or QA_MARK.match(block.text):
+        return False  # "A: Upload it to Canvas" is an answer, however short
     text = block.text.strip()
     # A short line with no closing punctuation, like "Chapter 4" or "Reflections".
     return len(text.split()) <= MAX_HEADING_WORDS and not re.search(r"[.?!:;,…)]$", text) \
@@ -324,10 +324,18 @@ def _markdown(block: Block) -> str:
     return block.text
 
 
+class PageError(ValueError):
+    """A page that cannot be read, with what to do about it."""
+
+
 def parse_document(text: str, fmt: Format) -> list[ImportedQuestion]:
     """Every question on a page, with its answer (Markdown) and tags."""
     front, body = split_front_matter(text)
-    return find_questions(page_blocks(body, fmt), fmt, front)
+    try:
+        return find_questions(page_blocks(body, fmt), fmt, front)
+    except RecursionError:  # admonitions or directives nested hundreds deep
+        raise PageError("the page nests its blocks (admonitions, directives) too deeply to "
+                        "read; flatten them") from None
 
 
 # --- writing draft entries ---------------------------------------------------------------

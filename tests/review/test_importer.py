@@ -712,3 +712,47 @@ def test_jupyter_book_myst_directives() -> None:
     assert answers["What is classifier-free guidance?"].startswith("Train with the condition")
     # {note} and {tip} are asides, outside any answer here
     assert not any("TAs" in a or "guidance scale" in a or "{" in a for _, a in pairs)
+
+
+# --- hostile and awkward pages ------------------------------------------------------------
+def test_a_short_answer_line_is_an_answer_and_a_one_line_pair_is_split() -> None:
+    text_page = ("Week 4 FAQ\n\nQ: How do I submit the lab?\nA: Upload it to Canvas\n\n"
+                 "Q: Can I work in pairs?\n\nA: Yes\n")
+    assert [(q.question, q.answer) for q in parse_document(text_page, "text")] == [
+        ("How do I submit the lab?", "Upload it to Canvas"), ("Can I work in pairs?", "Yes")]
+    markdown_page = "# Week 4 FAQ\n\n**Q:** Can we pair up? **A:** Yes, in pairs.\n"
+    assert [(q.question, q.answer) for q in parse_document(markdown_page, "markdown")] == [
+        ("Can we pair up?", "Yes, in pairs.")]
+
+
+def test_text_that_looks_like_markup_stays_text() -> None:
+    html = ("<h2>Why does it fail?</h2><p>&lt;script&gt;alert(1)&lt;/script&gt; when x &lt; 3"
+            " &lt;img src=x onerror=alert(1)&gt; <code>List&lt;int&gt;</code></p>"
+            "<pre>```\n&lt;img src=x onerror=alert(1)&gt;\n```</pre>")
+    answer = parse_document(html, "html")[0].answer
+    prose = answer.split("````")[0]
+    assert "<script" not in prose and "<img" not in prose
+    assert "x < 3" in prose and "`List<int>`" in prose
+    # the code block's fence is longer than any run of backticks inside it
+    assert answer.endswith("````\n```\n<img src=x onerror=alert(1)>\n```\n````")
+    markdown = ("## Why does it fail?\n\nSee [the docs](javascript:alert(document.cookie)) or "
+                "<javascript:alert(1)>, and [the notes](https://example.org/notes).\n")
+    answer = parse_document(markdown, "markdown")[0].answer
+    assert "javascript" not in answer and "See the docs or" in answer
+    assert "[the notes](https://example.org/notes)" in answer
+
+
+def test_pages_nested_too_deep_get_a_clear_error(tmp_path: Path) -> None:
+    from server.review.importer import PageError
+
+    assert parse_document("---\nx: " + "[" * 600 + "\n---\n## Why not?\n\nNo.\n",
+                          "markdown")[0].question == "Why not?"  # unreadable front matter
+    with pytest.raises(PageError, match="too deeply"):
+        parse_document("```{note}\n" * 300, "markdown")
+    page = tmp_path / "deep.md"
+    page.write_text(":::{note}\n" * 300, encoding="utf-8")
+    result = CliRunner().invoke(import_command, [str(page), "--dry-run", "--no-overlaps"],
+                                obj={"settings": Settings(kb_dir=tmp_path / "kb",
+                                                          data_dir=tmp_path)})
+    assert result.exit_code == 2 and "too deeply" in result.output
+    assert "Traceback" not in result.output

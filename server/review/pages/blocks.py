@@ -50,7 +50,7 @@ def split_front_matter(text: str) -> tuple[FrontMatter, str]:
     try:
         data = (yaml.safe_load(match.group(2)) if match.group(1) == "---"
                 else tomllib.loads(match.group(2)))
-    except (yaml.YAMLError, tomllib.TOMLDecodeError):
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, RecursionError):
         return FrontMatter(), body  # unreadable front matter is still not content
     if not isinstance(data, dict):  # two rules around prose, not front matter
         return FrontMatter(), text

@@ -18,6 +18,8 @@ _EMBED_CLASS = re.compile(r"tweet|toot|mastodon|bluesky|instagram|tiktok|reddit|
                           r"threads|linkedin|facebook", re.I)
 # A <br> outside code, until the paragraph it breaks is split into question and answer.
 _BR = "\x01"
+# The start of what Markdown would read as a raw HTML tag: "<img", "</p", "<!--", "<?".
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 # Inline emphasis: the same Markdown marker opens and closes it.
 EMPHASIS = {"strong": "**", "b": "**", "em": "*", "i": "*"}
 # Exported documents (Google Docs, Word) mark text with styles, not tags: a weight of
@@ -65,11 +67,27 @@ def _css(style: str, prop: str) -> str:
 def _class_styles(page: str) -> dict[str, str]:
     """What the page's <style> sheets declare for each class (".c3{font-weight:700}")."""
     styles: dict[str, str] = {}
-    for sheet in re.findall(r"<style\b[^>]*>(.*?)</style>", page, re.S | re.I):
-        for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", sheet):
+    for sheet in _style_sheets(page):
+        for rule in sheet.split("}"):  # "selectors { body": string splits, linear on any page
+            selectors, brace, body = rule.rpartition("{")
+            if not brace:
+                continue
             for name in re.findall(r"^\s*\.([\w-]+)\s*$", selectors.replace(",", "\n"), re.M):
                 styles[name] = styles.get(name, "") + ";" + body
     return styles
+
+
+def _style_sheets(page: str) -> list[str]:
+    """The text of each <style> element, found in one pass."""
+    lower, sheets, pos = page.lower(), [], 0
+    while (start := lower.find("<style", pos)) != -1:
+        opened = lower.find(">", start)
+        end = lower.find("</style>", opened) if opened != -1 else -1
+        if end == -1:
+            break
+        sheets.append(page[opened + 1:end])
+        pos = end + len("</style>")
+    return sheets
 
 
 class _HTMLBlocks(HTMLParser):
@@ -103,7 +121,8 @@ class _HTMLBlocks(HTMLParser):
         self.buf = []
         if self.kind == "code":
             if text.strip():
-                self.blocks.append(Block("code", "```\n" + text.strip("\n") + "\n```"))
+                fence = "`" * max(3, 1 + max(map(len, re.findall("`+", text)), default=0))
+                self.blocks.append(Block("code", f"{fence}\n{text.strip(chr(10))}\n{fence}"))
         elif self.kind in ("heading", "question") or self.quote and self.quote[-1] == "quote":
             text = self._text(_SPLIT_BOLD.sub(r"\1", text.replace(_BR, " ")))
             if self.kind == "heading":
@@ -265,8 +284,13 @@ class _HTMLBlocks(HTMLParser):
             self.href = None
 
     def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.buf.append(data)
+        if self.skip:
+            return
+        in_span = any("`" in mark for _, mark in self.marks)
+        if self.kind != "code" and (not in_span or "`" in data):
+            # "&lt;img onerror=...&gt;" is text on the page: it stays text in Markdown
+            data = _TAG_START.sub("&lt;", data)
+        self.buf.append(data)
 
     def close(self) -> None:
         super().close()
@@ -285,7 +309,7 @@ def html_blocks(text: str, collapse: bool = True) -> list[Block]:
 
 
 # --- HTML inside Markdown ----------------------------------------------------------------
-_INLINE_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(\s[^<>]*)?/?>|<!--.*?-->", re.S)
+_INLINE_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(\s[^<>]*)?/?>|<!--.{0,2000}?-->", re.S)
 # Left as they are inside converted HTML: code spans (`List<int>`) and autolinks.
 _PROTECTED = re.compile(r"(`+)(.+?)\1|<https?://[^>\s]+>", re.S)
 

@@ -16,7 +16,7 @@ from server.review.pages.pairs import LIST_ITEM, split_pairs
 # closing tag for script/style/pre/textarea and comments, else to the next blank line.
 _HTML_OPEN = re.compile(r"^ {0,3}<(/?[a-zA-Z][a-zA-Z0-9-]*|!--)(?=[\s/>]|$)")
 _HTML_RAW = re.compile(r"^ {0,3}<(script|style|pre|textarea)\b", re.I)
-_SHORTCODE = re.compile(r"\{\{[<%]\s*(/?)([\w-]+)([^}]*?)\s*[>%]\}\}")
+_SHORTCODE = re.compile(r"\{\{[<%]\s*(/?)([\w-]+)([^}]{0,500}?)[>%]\}\}")  # bounded: linear
 
 
 def _shortcode(match: re.Match[str]) -> str:
@@ -36,12 +36,19 @@ def _shortcode(match: re.Match[str]) -> str:
 
 
 # Jekyll's Liquid: a comment block, a highlight block's tags and any other tag (on one line).
-_LIQUID_COMMENT = re.compile(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", re.S)
+_LIQUID_COMMENT = re.compile(r"\{%-?\s*comment\s*-?%\}")
+_LIQUID_END_COMMENT = re.compile(r"\{%-?\s*endcomment\s*-?%\}")
 _LIQUID_HIGHLIGHT = re.compile(r"\{%-?\s*(end)?highlight\b\s*(\w*)[^%\n]*%\}")
 _LIQUID_TAG = re.compile(r"\{%[^\n]{0,300}?%\}")  # bounded: "{%{%{%..." stays linear
 # Liquid output, what the site fills in and the page never says: "{{ site.baseurl }}",
 # "{{page.url}}" (a space after the braces, or a dotted name; "{{x}}" may be LaTeX).
-_LIQUID_OUTPUT = re.compile(r"\{\{-?(?:\s[^{}]*|[^{}\s]*\.[^{}]*)\}\}")
+_LIQUID_OUTPUT = re.compile(r"\{\{-?(?:\s[^{}]{0,300}|[^{}\s]{0,100}\.[^{}]{0,300})\}\}")
+# A link or autolink to a script rather than a page ("javascript:", "data:", "vbscript:"):
+# the link text stays, the target goes.
+_UNSAFE_LINK = re.compile(r"\[([^\]]{0,500})\]\(\s*<?\s*(?:javascript|vbscript|data):"
+                          r"(?:[^()]|\([^()]{0,200}\)){0,2000}\)",
+                          re.I)
+_UNSAFE_AUTOLINK = re.compile(r"<\s*(?:javascript|vbscript|data):[^>\s]{0,2000}>", re.I)
 # A link whose target was all Liquid output: "[the tips]()".
 _EMPTY_LINK = re.compile(r"\[([^\]]{0,500})\]\(\s*\)")  # bounded, as _LIQUID_TAG
 # A line of an indented code block: four spaces or a tab, then something.
@@ -74,10 +81,23 @@ _QUESTION_HEADER = re.compile(r"^(q|questions?|faq)$", re.I)
 _ANSWER_HEADER = re.compile(r"^(a|answers?|responses?)$", re.I)
 
 
+def _without_liquid_comments(text: str) -> str:
+    """The text without its {% comment %} ... {% endcomment %} blocks, in one pass (an
+    unclosed comment and what follows it are kept, as Jekyll would refuse the page)."""
+    kept, pos = [], 0
+    while (start := _LIQUID_COMMENT.search(text, pos)) is not None:
+        end = _LIQUID_END_COMMENT.search(text, start.end())
+        if end is None:
+            break
+        kept.append(text[pos:start.start()])
+        pos = end.end()
+    return "".join(kept) + text[pos:]
+
+
 def _liquid(text: str) -> str:
     """Jekyll's Liquid tags as the site shows them: a highlight block becomes fenced code;
     comments and other tags ({% include %}, {% if %}) vanish, the text between kept."""
-    text = _LIQUID_COMMENT.sub("", text)
+    text = _without_liquid_comments(text)
     text = _LIQUID_HIGHLIGHT.sub(lambda m: "```" + ("" if m.group(1) else m.group(2)), text)
     return _LIQUID_TAG.sub("", text)
 
@@ -90,7 +110,8 @@ def _without_liquid_output(text: str) -> str:
 
 def _prose(text: str) -> str:
     """A paragraph or quote's Markdown source as an answer may show it."""
-    return inline_html_to_markdown(_without_liquid_output(text).strip()).strip()
+    text = inline_html_to_markdown(_without_liquid_output(text).strip()).strip()
+    return _UNSAFE_AUTOLINK.sub("", _UNSAFE_LINK.sub(r"\1", text))
 
 
 def markdown_blocks(text: str) -> list[Block]:

@@ -26,6 +26,10 @@ _DEFINITION = re.compile(r"^ {0,3}:[ \t]+(?=\S)")
 _QUESTION_THEN_ANSWER = re.compile(rf"^(\s*{_LIST}(\*\*|__)[^*_\n]+\?\2)[ \t]+(\S.*)$")
 
 
+# The answer mark after a marked question on the same line: "Q: Why? A: Because."
+_INLINE_ANSWER = re.compile(rf"\?{_EM}\s+(?={_EM}(?:A|Answer|Ans)\s*{_EM}\s*[:.]{_EM}\s)", re.I)
+
+
 def marks_question(mark: re.Match[str]) -> bool:
     """Whether a QA_MARK match marks a question ("Q:", "Student:"), not an answer."""
     word = (mark.group(1) or mark.group(2)).lower()
@@ -68,6 +72,11 @@ def split_pairs(lines: list[str]) -> list[list[str]]:
             current, asking = [line[definition.end():]], False
             continue
         mark = QA_MARK.match(line)
+        answer = _INLINE_ANSWER.search(line) if mark and marks_question(mark) else None
+        if answer:  # "Q: Why? A: Because.": the question, then its answer
+            chunks.extend(c for c in (current, [line[:answer.start() + 1]]) if c)
+            current, asking = [line[answer.end():]], False
+            continue
         lone = _LONE_QUESTION.match(line) or _item_question(lines, n)
         if mark or lone:
             if current:
