@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from indexer.demos import demo_path_problem
 
 ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# The schemes a link in an answer may have: what the page renders, what the importer keeps.
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 MAX_ID_CHARS = 80
 SLUG_WORDS = 8
 

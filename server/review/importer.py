@@ -26,15 +26,15 @@ from pydantic import ValidationError
 from indexer.kb import KnowledgeBase, KnowledgeBaseError, normalize_question
 from indexer.schema import Entry, Status, slugify
 from server.review.pages import (
+    BOLD_LINE,
     LIST_ITEM,
-    QA_MARK,
     Block,
     Format,
     FrontMatter,
     detect_format,
-    marks_question,
     page_blocks,
     page_tag,
+    read_mark,
     short_tag,
     split_front_matter,
 )
@@ -64,8 +64,6 @@ _NEVER_QA = re.compile(
 # to Y"): any other short line there may be a section name or a terse answer.
 _TOPIC = re.compile(r"\b(vs\.?|versus|relationship|difference|compared)\b", re.I)
 
-# A paragraph that is all one bold line, perhaps a list item: "**Dropout vs weight decay**".
-_BOLD_LINE = re.compile(r"^\s*(?:(?:[-*+]|\d+[.)])\s+)?(\*\*|__)[^*_\n]+\1\s*$")
 
 # An emoji that decorates a question ("❓ Why...?"), and a short aside after its "?"
 # ("Why...? (asked 3 times)", "Why...? [lecture 4]"): neither is part of the question.
@@ -103,10 +101,10 @@ def _plain(text: str) -> str:
 
 def _marked(text: str) -> tuple[str, bool]:
     """The text as `_plain` gives it, and whether the page marked it as a question."""
-    mark = QA_MARK.match(text)
-    asked = bool(mark and marks_question(mark))
-    if asked and mark:
-        text = text[mark.end():]
+    mark, after = read_mark(text)
+    asked = mark == "question"
+    if asked:
+        text = after
     text = LIST_ITEM.sub("", text, count=1)
     text = re.sub(r"(\*\*|__|\*|_)(.+?)\1", r"\2", text)
     text = re.sub(r"\s+", " ", text).strip().strip("*_ ")
@@ -128,17 +126,15 @@ def _is_question(block: Block) -> bool:
 
 def _unmark_answer(text: str) -> str:
     """An answer's first paragraph without its "A:" mark."""
-    mark = QA_MARK.match(text)
-    if mark and not marks_question(mark):
-        return text[mark.end():]
-    return text
+    mark, after = read_mark(text)
+    return after if mark == "answer" else text
 
 
 def _is_heading(block: Block, fmt: Format) -> bool:
     """A heading; on a plain-text page, a short line with no closing punctuation."""
     if block.kind == "heading":  # unless it is prose a stray "---" underlined
         return len(_plain(block.text).split()) <= MAX_QUESTION_WORDS
-    if fmt != "text" or block.kind != "paragraph" or QA_MARK.match(block.text):
+    if fmt != "text" or block.kind != "paragraph" or read_mark(block.text)[0]:
         return False  # "A: Upload it to Canvas" is an answer, however short
     text = block.text.strip()
     # A short line with no closing punctuation, like "Chapter 4" or "Reflections".
@@ -213,8 +209,8 @@ def _in_checklist(blocks: list[Block], i: int) -> bool:
         if not 0 <= j < len(blocks) or blocks[j].kind != "paragraph":
             return False
         text = blocks[j].text
-        return bool(LIST_ITEM.match(text)) and not QA_MARK.match(text) and \
-            not _BOLD_LINE.match(text) and _plain(text).endswith("?")
+        return bool(LIST_ITEM.match(text)) and not read_mark(text)[0] and \
+            not BOLD_LINE.match(text) and _plain(text).endswith("?")
     return asking_item(i) and (asking_item(i - 1) or asking_item(i + 1))
 
 
@@ -222,13 +218,13 @@ def _bold_statement(blocks: list[Block], i: int, fmt: Format) -> bool:
     """A paragraph that is one bold line ("**I'm still fuzzy about X.**") with its answer
     below: under a Q&A section, a question in the way a statement heading is one."""
     block = blocks[i]
-    if block.kind != "paragraph" or not _BOLD_LINE.match(block.text):
+    if block.kind != "paragraph" or not BOLD_LINE.match(block.text):
         return False
     text = _plain(block.text)
     after = blocks[i + 1] if i + 1 < len(blocks) else None
     return not text.endswith(":") and len(text.split()) <= MAX_QUESTION_WORDS and \
         after is not None and after.kind in ("paragraph", "code") and \
-        not _BOLD_LINE.match(after.text) and not _is_question(after) and _asks(text, [], fmt)
+        not BOLD_LINE.match(after.text) and not _is_question(after) and _asks(text, [], fmt)
 
 
 def _asks(text: str, body: list[Block], fmt: Format) -> bool:

@@ -24,6 +24,8 @@ from pygments.style import Style
 from pygments.styles import get_style_by_name
 from pygments.util import ClassNotFound
 
+from indexer.schema import LINK_SCHEMES
+
 # The allow-list. `class` is kept so Pygments colours and math markers survive;
 # no tag here can carry script, style or event handlers.
 ALLOWED_TAGS = {
@@ -39,7 +41,6 @@ ALLOWED_ATTRIBUTES = {
     "pre": {"class"},
     "ol": {"start"},
 }
-URL_SCHEMES = {"http", "https", "mailto"}
 
 _FORMATTER = HtmlFormatter(nowrap=True)
 
@@ -89,7 +90,7 @@ def sanitize(html_text: str) -> str:
         html_text,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
+        url_schemes=set(LINK_SCHEMES),
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )

@@ -34,12 +34,12 @@ from server.review.pages.blocks import (
 )
 from server.review.pages.html import html_blocks, inline_html_to_markdown
 from server.review.pages.markdown import markdown_blocks
-from server.review.pages.pairs import LIST_ITEM, QA_MARK, marks_question, split_pairs
+from server.review.pages.pairs import BOLD_LINE, LIST_ITEM, read_mark, split_pairs
 from server.review.pages.text import text_blocks
 
-__all__ = ["LIST_ITEM", "QA_MARK", "Block", "BlockKind", "Format", "FrontMatter",
+__all__ = ["BOLD_LINE", "LIST_ITEM", "Block", "BlockKind", "Format", "FrontMatter",
            "detect_format", "html_blocks", "inline_html_to_markdown", "markdown_blocks",
-           "marks_question", "page_blocks", "page_tag", "short_tag", "split_front_matter",
+           "page_blocks", "page_tag", "read_mark", "short_tag", "split_front_matter",
            "split_pairs", "text_blocks"]
 
 

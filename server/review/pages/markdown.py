@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from indexer.schema import LINK_SCHEMES
 from server.review.pages.blocks import Block
 from server.review.pages.html import html_blocks, inline_html_to_markdown
 from server.review.pages.pairs import LIST_ITEM, split_pairs
@@ -43,12 +44,11 @@ _LIQUID_TAG = re.compile(r"\{%[^\n]{0,300}?%\}")  # bounded: "{%{%{%..." stays l
 # Liquid output, what the site fills in and the page never says: "{{ site.baseurl }}",
 # "{{page.url}}" (a space after the braces, or a dotted name; "{{x}}" may be LaTeX).
 _LIQUID_OUTPUT = re.compile(r"\{\{-?(?:\s[^{}]{0,300}|[^{}\s]{0,100}\.[^{}]{0,300})\}\}")
-# A link or autolink to a script rather than a page ("javascript:", "data:", "vbscript:"):
-# the link text stays, the target goes.
-_UNSAFE_LINK = re.compile(r"\[([^\]]{0,500})\]\(\s*<?\s*(?:javascript|vbscript|data):"
-                          r"(?:[^()]|\([^()]{0,200}\)){0,2000}\)",
-                          re.I)
-_UNSAFE_AUTOLINK = re.compile(r"<\s*(?:javascript|vbscript|data):[^>\s]{0,2000}>", re.I)
+# A link or autolink with a scheme ("https:", "javascript:"): one whose scheme an answer
+# may not have (LINK_SCHEMES) keeps its text and loses its target.
+_SCHEMED_LINK = re.compile(r"\[([^\]]{0,500})\]\(\s*<?\s*([a-zA-Z][\w+.-]{0,30}):"
+                           r"(?:[^()]|\([^()]{0,200}\)){0,2000}\)")
+_SCHEMED_AUTOLINK = re.compile(r"<\s*()([a-zA-Z][\w+.-]{0,30}):[^>\s]{0,2000}>")
 # A link whose target was all Liquid output: "[the tips]()".
 _EMPTY_LINK = re.compile(r"\[([^\]]{0,500})\]\(\s*\)")  # bounded, as _LIQUID_TAG
 # A line of an indented code block: four spaces or a tab, then something.
@@ -111,7 +111,12 @@ def _without_liquid_output(text: str) -> str:
 def _prose(text: str) -> str:
     """A paragraph or quote's Markdown source as an answer may show it."""
     text = inline_html_to_markdown(_without_liquid_output(text).strip()).strip()
-    return _UNSAFE_AUTOLINK.sub("", _UNSAFE_LINK.sub(r"\1", text))
+    return _SCHEMED_AUTOLINK.sub(_allowed_link, _SCHEMED_LINK.sub(_allowed_link, text))
+
+
+def _allowed_link(match: re.Match[str]) -> str:
+    """The link as it is if its scheme is one an answer may have, else only its text."""
+    return match.group(0) if match.group(2).lower() in LINK_SCHEMES else match.group(1)
 
 
 def markdown_blocks(text: str) -> list[Block]:

@@ -5,16 +5,21 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
+
+Mark = Literal["question", "answer"]
 
 # --- question and answer pairs ----------------------------------------------------------
 _LIST = r"(?:(?:[-*+]|\d+[.)])\s+)?"
 _EM = r"(?:\*\*|__)?"
 # A line marked as a question or an answer: "Q: ...", "**Q3.** ...", "Answer: ...", and in
 # an office hours digest "Student: ..." and "TA: ..." (those with a colon only).
-QA_MARK = re.compile(rf"^\s*{_LIST}{_EM}(?:(Q|A|Question|Answer|Ans)\s*\d*{_EM}\s*[:.)]"
-                     rf"|(Student|TA|Instructor)\s*{_EM}\s*:){_EM}\s+", re.I)
+_QA_MARK = re.compile(rf"^\s*{_LIST}{_EM}(?:(Q|A|Question|Answer|Ans)\s*\d*{_EM}\s*[:.)]"
+                      rf"|(Student|TA|Instructor)\s*{_EM}\s*:){_EM}\s+", re.I)
 # A line that is all one emphasised question: "**How many epochs?**", "1. __Why?__".
 _LONE_QUESTION = re.compile(rf"^\s*{_LIST}(\*\*|__)[^*_\n]+\?\1\s*$")
+# A line that is all one emphasised phrase, asking or not: "**Dropout vs weight decay**".
+BOLD_LINE = re.compile(rf"^\s*{_LIST}(\*\*|__)[^*_\n]+\1\s*$")
 # A list item's first line: "- ...", "2) ...".
 LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
 # A list item that is one question: "2) Why?", "- Why?" (its answer on the lines below).
@@ -30,10 +35,15 @@ _QUESTION_THEN_ANSWER = re.compile(rf"^(\s*{_LIST}(\*\*|__)[^*_\n]+\?\2)[ \t]+(\
 _INLINE_ANSWER = re.compile(rf"\?{_EM}\s+(?={_EM}(?:A|Answer|Ans)\s*{_EM}\s*[:.]{_EM}\s)", re.I)
 
 
-def marks_question(mark: re.Match[str]) -> bool:
-    """Whether a QA_MARK match marks a question ("Q:", "Student:"), not an answer."""
+def read_mark(text: str) -> tuple[Mark | None, str]:
+    """The mark a line opens with ("question" for "Q:" or "Student:", "answer" for "A:"
+    or "TA:", None for none) and the text after it (all of it without a mark)."""
+    mark = _QA_MARK.match(text)
+    if mark is None:
+        return None, text
     word = (mark.group(1) or mark.group(2)).lower()
-    return word.startswith("q") or word == "student"
+    return "question" if word.startswith("q") or word == "student" else "answer", \
+        text[mark.end():]
 
 
 def _item_question(lines: list[str], n: int) -> bool:
@@ -71,8 +81,8 @@ def split_pairs(lines: list[str]) -> list[list[str]]:
             chunks.append(current)
             current, asking = [line[definition.end():]], False
             continue
-        mark = QA_MARK.match(line)
-        answer = _INLINE_ANSWER.search(line) if mark and marks_question(mark) else None
+        mark, _ = read_mark(line)
+        answer = _INLINE_ANSWER.search(line) if mark == "question" else None
         if answer:  # "Q: Why? A: Because.": the question, then its answer
             chunks.extend(c for c in (current, [line[:answer.start() + 1]]) if c)
             current, asking = [line[answer.end():]], False
@@ -82,7 +92,7 @@ def split_pairs(lines: list[str]) -> list[list[str]]:
             if current:
                 chunks.append(current)
             current = [line]
-            asking = bool(lone) or bool(mark and marks_question(mark))
+            asking = bool(lone) or mark == "question"
         else:
             current.append(line)
         if asking and line.rstrip(" *_").endswith("?"):
