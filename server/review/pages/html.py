@@ -64,30 +64,14 @@ def _css(style: str, prop: str) -> str:
     return values[-1].strip().lower() if values else ""
 
 
-def _class_styles(page: str) -> dict[str, str]:
-    """What the page's <style> sheets declare for each class (".c3{font-weight:700}")."""
-    styles: dict[str, str] = {}
-    for sheet in _style_sheets(page):
-        for rule in sheet.split("}"):  # "selectors { body": string splits, linear on any page
-            selectors, brace, body = rule.rpartition("{")
-            if not brace:
-                continue
-            for name in re.findall(r"^\s*\.([\w-]+)\s*$", selectors.replace(",", "\n"), re.M):
-                styles[name] = styles.get(name, "") + ";" + body
-    return styles
-
-
-def _style_sheets(page: str) -> list[str]:
-    """The text of each <style> element, found in one pass."""
-    lower, sheets, pos = page.lower(), [], 0
-    while (start := lower.find("<style", pos)) != -1:
-        opened = lower.find(">", start)
-        end = lower.find("</style>", opened) if opened != -1 else -1
-        if end == -1:
-            break
-        sheets.append(page[opened + 1:end])
-        pos = end + len("</style>")
-    return sheets
+def _add_class_styles(styles: dict[str, str], sheet: str) -> None:
+    """Add what a <style> sheet declares for each class (".c3{font-weight:700}")."""
+    for rule in sheet.split("}"):  # "selectors { body": string splits, linear on any page
+        selectors, brace, body = rule.rpartition("{")
+        if not brace:
+            continue
+        for name in re.findall(r"^\s*\.([\w-]+)\s*$", selectors.replace(",", "\n"), re.M):
+            styles[name] = styles.get(name, "") + ";" + body
 
 
 class _HTMLBlocks(HTMLParser):
@@ -98,7 +82,7 @@ class _HTMLBlocks(HTMLParser):
     SKIP = {"script", "style", "head", "nav", "footer", "template", "noscript", "object",
             "embed", "svg", "form", "button", "select", "textarea"}
 
-    def __init__(self, collapse: bool = True, class_styles: dict[str, str] | None = None) -> None:
+    def __init__(self, collapse: bool = True) -> None:
         super().__init__(convert_charrefs=True)
         self.blocks: list[Block] = []
         self.buf: list[str] = []
@@ -108,7 +92,9 @@ class _HTMLBlocks(HTMLParser):
         self.quote: list[str] = []  # "quote" or "embed", one per open <blockquote>
         self.href: str | None = None
         self.collapse = collapse
-        self.class_styles = class_styles or {}
+        # what the page's <style> sheets declare for each class, and the sheet being read
+        self.class_styles: dict[str, str] = {}
+        self.sheet: list[str] | None = None
         self.marks: list[tuple[str, str]] = []  # (tag, Markdown mark) of open inline tags
         # the element marked as a question, until its first text: tag, nesting depth
         self.asking: tuple[str, int] | None = None
@@ -149,6 +135,8 @@ class _HTMLBlocks(HTMLParser):
         attributes = dict(attrs)
         if tag == "button" and self._opens_button(attributes.get("class") or ""):
             return
+        if tag == "style":
+            self.sheet = []
         if tag in self.SKIP:
             self.skip += 1
             return
@@ -265,6 +253,9 @@ class _HTMLBlocks(HTMLParser):
             if self.kind != "heading":
                 self._flush()
             return
+        if tag == "style" and self.sheet is not None:
+            _add_class_styles(self.class_styles, "".join(self.sheet))
+            self.sheet = None
         if tag in self.SKIP or tag == "iframe":
             self.skip = max(0, self.skip - 1)
             return
@@ -284,6 +275,8 @@ class _HTMLBlocks(HTMLParser):
             self.href = None
 
     def handle_data(self, data: str) -> None:
+        if self.sheet is not None:
+            self.sheet.append(data)
         if self.skip:
             return
         in_span = any("`" in mark for _, mark in self.marks)
@@ -302,7 +295,7 @@ def html_blocks(text: str, collapse: bool = True) -> list[Block]:
 
     `collapse=False` keeps line breaks inside a paragraph (for HTML inside Markdown).
     """
-    parser = _HTMLBlocks(collapse, _class_styles(text))
+    parser = _HTMLBlocks(collapse)
     parser.feed(text)
     parser.close()
     return parser.blocks
